@@ -1,0 +1,34 @@
+/** What every handler may touch: the logs, settings, metrics and the broker's identity. */
+import type { Logger } from 'pino';
+import type { BrokerConfig } from '../config.ts';
+import type { BrokerMetrics } from '../metrics.ts';
+import type { LogManager } from '../storage/log-manager.ts';
+import type { Writer } from '../protocol/writer.ts';
+import type { Reader } from '../protocol/reader.ts';
+
+export const NODE_ID = 0;
+
+export interface BrokerContext {
+  logs: LogManager;
+  config: BrokerConfig;
+  metrics: BrokerMetrics;
+  log: Logger;
+  clusterId: string;
+  /** Host and port clients are told to connect to. */
+  advertised(): { host: string; port: number };
+  /** True once SIGTERM arrived: long polls answer at once. */
+  shuttingDown: boolean;
+}
+
+/** Encodes the response body into `w`; returns false when no response is sent (acks=0). */
+export type Handler = (ctx: BrokerContext, version: number, r: Reader, w: Writer) => Promise<boolean> | boolean;
+
+export interface ApiDef {
+  key: number;
+  name: string;
+  minVersion: number;
+  maxVersion: number;
+  /** First flexible (KIP-482) version, or Infinity. */
+  flexibleFrom: number;
+  handle: Handler;
+}
