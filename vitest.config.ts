@@ -9,5 +9,8 @@ export default defineConfig({
     pool: 'forks',
     // Integration tests start real processes; two cores, so keep file parallelism modest.
     maxWorkers: 2,
+    // The JSON report is what CI counts ("N passed, N failed").
+    reporters: ['default', 'json'],
+    outputFile: { json: '.vitest-report.json' },
   },
 });
