@@ -55,6 +55,7 @@ async function readOnce(ctx: BrokerContext, req: FetchRequest, version: number):
     if (r.data === null) return 0;
     s.res.records = [r.data];
     ctx.metrics.bytesOut.inc({ topic: s.topic }, r.data.length);
+    ctx.metrics.messagesOut.inc({ topic: s.topic }, Math.max(0, r.nextOffset - s.offset));
     return r.data.length;
   };
   for (const s of slots) if (s.res.errorCode !== ErrorCode.NONE) error = true;

@@ -58,6 +58,8 @@ export class StorageError extends Error {
 export interface ReadResult {
   errorCode: 'NONE' | 'OFFSET_OUT_OF_RANGE';
   data: Buffer | null;
+  /** Offset after the last batch returned (= the next fetch position). */
+  nextOffset: number;
   highWatermark: number;
   logStartOffset: number;
 }
@@ -318,8 +320,8 @@ export class PartitionLog {
   async read(offset: number, maxBytes: number): Promise<ReadResult> {
     const hw = this.highWatermark;
     const logStartOffset = this.logStartOffset;
-    if (offset < logStartOffset || offset > hw) return { errorCode: 'OFFSET_OUT_OF_RANGE', data: null, highWatermark: hw, logStartOffset };
-    if (offset === hw) return { errorCode: 'NONE', data: null, highWatermark: hw, logStartOffset };
+    if (offset < logStartOffset || offset > hw) return { errorCode: 'OFFSET_OUT_OF_RANGE', data: null, nextOffset: offset, highWatermark: hw, logStartOffset };
+    if (offset === hw) return { errorCode: 'NONE', data: null, nextOffset: offset, highWatermark: hw, logStartOffset };
     let seg = this.segmentFor(offset);
     while (seg !== null) {
       if (!seg.acquire()) return this.read(offset, maxBytes); // deleted under us: retry on the new list
@@ -331,7 +333,7 @@ export class PartitionLog {
         const r = await seg.read(position, maxBytes, limit);
         if (r !== null) {
           this.readCache = { segment: seg, offset: r.nextOffset, position: r.end };
-          return { errorCode: 'NONE', data: r.data, highWatermark: hw, logStartOffset };
+          return { errorCode: 'NONE', data: r.data, nextOffset: r.nextOffset, highWatermark: hw, logStartOffset };
         }
       } finally {
         seg.release();
@@ -340,7 +342,7 @@ export class PartitionLog {
       const i = this.segments.indexOf(seg);
       seg = i >= 0 && i + 1 < this.segments.length ? this.segments[i + 1] : null;
     }
-    return { errorCode: 'NONE', data: null, highWatermark: hw, logStartOffset };
+    return { errorCode: 'NONE', data: null, nextOffset: offset, highWatermark: hw, logStartOffset };
   }
 
   /** The earliest offset whose record timestamp is >= ts, or null. */
