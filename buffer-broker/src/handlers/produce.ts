@@ -5,7 +5,14 @@
 import { ErrorCode } from '../protocol/error-codes.ts';
 import { decodeProduceRequest, encodeProduceResponse, type ProducePartitionResponse, type ProduceTopicResponse } from '../protocol/apis/produce.ts';
 import { Attr, validateProducedBatch } from '../protocol/record-batch.ts';
+import { ProducerSequenceError } from '../storage/partition-log.ts';
 import type { Handler } from './context.ts';
+
+/** The one mapping from append failures to Kafka error codes. */
+function produceErrorCode(err: unknown): number {
+  if (err instanceof ProducerSequenceError) return ErrorCode[err.code];
+  return ErrorCode.KAFKA_STORAGE_ERROR;
+}
 
 export const handleProduce: Handler = async (ctx, version, r, w) => {
   const req = decodeProduceRequest(r, version);
@@ -40,12 +47,15 @@ export const handleProduce: Handler = async (ctx, version, r, w) => {
             maxTimestamp: h.maxTimestamp,
             baseTimestamp: h.baseTimestamp,
             attributes: h.attributes,
+            producerId: h.producerId,
+            producerEpoch: h.producerEpoch,
+            baseSequence: h.baseSequence,
           })
           .then(
             (base) => {
               res.baseOffset = base;
             },
-            () => refuse(ErrorCode.KAFKA_STORAGE_ERROR),
+            (err: unknown) => refuse(produceErrorCode(err)),
           ),
       );
       return res;

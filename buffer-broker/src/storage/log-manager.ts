@@ -95,6 +95,7 @@ export class LogManager {
       for (let p = 0; p < meta.partitions; p++) {
         const pl = this.newPartitionLog(name, p);
         pl.open(checkpoint[`${name}/${p}`] ?? 0);
+        pl.loadProducerState();
         partitions.push(pl);
       }
       this.topics.set(name, { name, partitions, createdAtMs: meta.createdAtMs });
@@ -241,7 +242,10 @@ export class LogManager {
     const hws = parts.map((p) => p.highWatermark);
     if (this.opts.fsync === 'interval') await this.syncUnsynced();
     await Promise.all(parts.map((p) => p.syncIndexes()));
-    parts.forEach((p, i) => (points[`${p.topic}/${p.partition}`] = hws[i]));
+    parts.forEach((p, i) => {
+      points[`${p.topic}/${p.partition}`] = hws[i];
+      if (p.producerState.producers.size > 0) p.snapshotProducerState(hws[i]);
+    });
     writeFileAtomicSync(this.checkpointPath, JSON.stringify(points));
   }
 

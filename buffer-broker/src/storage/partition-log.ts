@@ -15,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { firstRecordAtOrAfter } from '../protocol/record-batch.ts';
 import { fsyncDirSync, writev } from './fs-async.ts';
+import { ProducerStateTable, nextSeq } from './producer-state.ts';
 import { Segment, type BatchInfo } from './segment.ts';
 
 export interface LogConfig {
@@ -33,6 +34,17 @@ export interface AppendInput {
   maxTimestamp: number;
   baseTimestamp: number;
   attributes: number;
+  /** -1 for non-idempotent producers. */
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+}
+
+/** An idempotent-producer sequence problem: the batch was not appended. */
+export class ProducerSequenceError extends Error {
+  constructor(readonly code: 'OUT_OF_ORDER_SEQUENCE_NUMBER' | 'INVALID_PRODUCER_EPOCH') {
+    super(code);
+  }
 }
 
 interface Pending {
@@ -80,6 +92,7 @@ export class PartitionLog {
   private loadedClosed: Segment[] = [];
   bytesIn = 0;
   messagesIn = 0;
+  producerState = new ProducerStateTable();
 
   constructor(
     readonly topic: string,
@@ -160,8 +173,24 @@ export class PartitionLog {
     this.hwPosition = active.size;
   }
 
-  /** Assigns offsets and queues the batch for the next flush round. */
+  /**
+   * Assigns offsets and queues the batch for the next flush round. A retried idempotent batch
+   * resolves with its original base offset (once that is durable) and is not appended again.
+   */
   append(input: AppendInput): Promise<number> {
+    if (input.producerId >= 0) {
+      const lastSeq = nextSeq(input.baseSequence, input.lastOffsetDelta);
+      const c = this.producerState.check(input.producerId, input.producerEpoch, input.baseSequence, lastSeq);
+      if (c.kind === 'duplicate') return c.batch.durable;
+      if (c.kind === 'error') return Promise.reject(new ProducerSequenceError(c.code));
+      const durable = this.appendUnchecked(input);
+      this.producerState.record(input.producerId, input.producerEpoch, input.baseSequence, lastSeq, this.nextOffset - input.lastOffsetDelta - 1, durable);
+      return durable;
+    }
+    return this.appendUnchecked(input);
+  }
+
+  private appendUnchecked(input: AppendInput): Promise<number> {
     const baseOffset = this.nextOffset;
     const lastOffset = baseOffset + input.lastOffsetDelta;
     this.nextOffset = lastOffset + 1;
@@ -265,6 +294,7 @@ export class PartitionLog {
     }
     this.nextOffset = this.highWatermark;
     this.activeSegment.nextOffset = this.highWatermark;
+    this.producerState.truncateFrom(this.highWatermark);
     this.readCache = null;
     for (const p of batch) p.reject(error);
     for (const p of queued) p.reject(error);
@@ -417,6 +447,54 @@ export class PartitionLog {
     }
     if (deletedSegments > 0) fsyncDirSync(this.dir);
     return { deletedSegments, deletedBytes };
+  }
+
+  private get producerSnapshotPath(): string {
+    return path.join(this.dir, 'producer-state.json');
+  }
+
+  /**
+   * Rebuilds idempotent-producer state: the snapshot taken at the last checkpoint, then the
+   * batch headers after it (or, without a snapshot, the last two segments).
+   */
+  loadProducerState(): void {
+    let from = this.segments.length >= 2 ? this.segments[this.segments.length - 2].baseOffset : this.logStartOffset;
+    try {
+      const snap = JSON.parse(fs.readFileSync(this.producerSnapshotPath, 'utf8')) as { offset: number; producers: unknown };
+      if (snap.offset <= this.nextOffset && snap.offset >= this.logStartOffset) {
+        this.producerState = ProducerStateTable.fromJSON(snap.producers, snap.offset);
+        from = snap.offset;
+      }
+    } catch {
+      // no snapshot yet
+    }
+    for (const seg of this.segments) {
+      if (seg.nextOffset <= from && seg !== this.activeSegment) continue;
+      seg.forEachBatchHeaderSync(from, (h) => {
+        if (h.producerId >= 0) {
+          const lastSeq = nextSeq(h.baseSequence, h.lastOffset - h.baseOffset);
+          this.producerState.record(h.producerId, h.producerEpoch, h.baseSequence, lastSeq, h.baseOffset, Promise.resolve(h.baseOffset));
+        }
+      });
+    }
+  }
+
+  /** Writes the producer-state snapshot valid below `offset` (taken at checkpoints). */
+  snapshotProducerState(offset: number): void {
+    const producers: Record<string, unknown> = {};
+    for (const [pid, e] of Object.entries(this.producerState.toJSON())) {
+      const batches = e.batches.filter(([, , base]) => base < offset);
+      if (batches.length > 0) producers[pid] = { ...e, batches };
+    }
+    const tmp = `${this.producerSnapshotPath}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify({ offset, producers }));
+    const fd = fs.openSync(tmp, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.producerSnapshotPath);
   }
 
   /** Makes the active segment's indexes durable (before a recovery checkpoint). */

@@ -335,6 +335,26 @@ export class Segment {
     if (this.deleted && this.readers === 0) this.closeSync();
   }
 
+  /** Calls `fn` with the header of every batch whose offsets reach `fromOffset` or later (sync; used at start-up). */
+  forEachBatchHeaderSync(
+    fromOffset: number,
+    fn: (h: { baseOffset: number; lastOffset: number; producerId: number; producerEpoch: number; baseSequence: number }) => void,
+  ): void {
+    this.loadIndexes();
+    const i = this.index.floor(fromOffset - this.baseOffset);
+    let pos = i >= 0 ? this.index.position(i) : 0;
+    while (pos + BATCH_HEADER_SIZE <= this.size) {
+      const h = readFullySync(this.fd, BATCH_HEADER_SIZE, pos);
+      if (h.length < BATCH_HEADER_SIZE) return;
+      const baseOffset = Number(h.readBigInt64BE(0));
+      const lastOffset = baseOffset + h.readInt32BE(23);
+      if (lastOffset >= fromOffset) {
+        fn({ baseOffset, lastOffset, producerId: Number(h.readBigInt64BE(43)), producerEpoch: h.readInt16BE(51), baseSequence: h.readInt32BE(53) });
+      }
+      pos += h.readInt32BE(8) + LOG_OVERHEAD;
+    }
+  }
+
   closeSync(): void {
     if (this.closed) return;
     this.closed = true;

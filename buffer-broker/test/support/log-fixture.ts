@@ -38,12 +38,18 @@ export function openLogs(dataDir: string, clock: Clock, overrides: Partial<LogMa
   return m;
 }
 
-export async function appendValues(logs: LogManager, log: PartitionLog, values: string[], timestamp?: number): Promise<number> {
-  const bytes = await makeBatch(values.map((v) => ({ value: v, timestamp })));
+export async function appendValues(
+  logs: LogManager,
+  log: PartitionLog,
+  values: string[],
+  timestamp?: number,
+  idempotence?: { producerId: number; producerEpoch: number; firstSequence: number },
+): Promise<number> {
+  const bytes = await makeBatch(values.map((v) => ({ value: v, timestamp })), 0, idempotence);
   const v = validateProducedBatch(bytes, 1 << 30, 7);
   if (!v.ok) throw new Error(v.message);
   const h = v.batch.header;
-  return logs.append(log, { bytes, lastOffsetDelta: h.lastOffsetDelta, maxTimestamp: h.maxTimestamp, baseTimestamp: h.baseTimestamp, attributes: h.attributes });
+  return logs.append(log, { bytes, lastOffsetDelta: h.lastOffsetDelta, maxTimestamp: h.maxTimestamp, baseTimestamp: h.baseTimestamp, attributes: h.attributes, producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence });
 }
 
 /** Every (offset, value) readable from `from` to HW, decoded with kafkajs's batch decoder. */

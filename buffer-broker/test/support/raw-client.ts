@@ -31,7 +31,11 @@ export async function encodeRequest(api: KafkajsApi, correlationId: number): Pro
 }
 
 /** A record batch (magic 2) as kafkajs's producer would send it. */
-export async function makeBatch(messages: { key?: string | Buffer | null; value: string | Buffer; timestamp?: number }[], compression = 0): Promise<Buffer> {
+export async function makeBatch(
+  messages: { key?: string | Buffer | null; value: string | Buffer; timestamp?: number }[],
+  compression = 0,
+  idempotence?: { producerId: number; producerEpoch: number; firstSequence: number },
+): Promise<Buffer> {
   const { RecordBatch } = require('kafkajs/src/protocol/recordBatch/v0') as {
     RecordBatch: (o: Record<string, unknown>) => Promise<{ buffer: Buffer }>;
   };
@@ -40,7 +44,15 @@ export async function makeBatch(messages: { key?: string | Buffer | null; value:
   const first = messages[0]?.timestamp ?? now;
   const max = Math.max(...messages.map((m) => m.timestamp ?? now));
   const records = messages.map((m, i) => Record({ key: m.key ?? null, value: m.value, offsetDelta: i, timestampDelta: (m.timestamp ?? now) - first }));
-  const batch = await RecordBatch({ compression, records, firstTimestamp: first, maxTimestamp: max, lastOffsetDelta: records.length - 1 });
+  const Long = require('kafkajs/src/utils/long') as { fromNumber: (n: number) => unknown };
+  const batch = await RecordBatch({
+    compression,
+    records,
+    firstTimestamp: first,
+    maxTimestamp: max,
+    lastOffsetDelta: records.length - 1,
+    ...(idempotence ? { producerId: Long.fromNumber(idempotence.producerId), producerEpoch: idempotence.producerEpoch, firstSequence: idempotence.firstSequence } : {}),
+  });
   return Buffer.from(batch.buffer);
 }
 
