@@ -13,6 +13,10 @@ import type { BrokerContext } from './handlers/context.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { KafkaServer } from './server/server.ts';
 import { LogManager } from './storage/log-manager.ts';
+import { DurableOffsetStore } from './storage/offset-store.ts';
+import { ProducerIdAllocator } from './storage/producer-ids.ts';
+import { GroupCoordinator } from './coordinator/group-coordinator.ts';
+import { systemScheduler } from './coordinator/system-scheduler.ts';
 
 export interface BrokerHandle {
   port: number;
@@ -50,6 +54,13 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
     log,
   });
   logs.open();
+  const offsets = new DurableOffsetStore(path.join(config.dataDir, 'groups'), log);
+  offsets.open();
+  const groups = new GroupCoordinator({
+    scheduler: systemScheduler(),
+    offsets,
+    config: { initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs, minSessionTimeoutMs: config.groupMinSessionTimeoutMs, maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs },
+  });
   const metrics = new BrokerMetrics(logs);
   // Wired after construction: the metrics need the LogManager for per-partition gauges.
   (logs as unknown as { opts: { onFsync: (s: number, n: number) => void } }).opts.onFsync = (s, n) => {
@@ -60,6 +71,8 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
   const wildcard = config.host === '0.0.0.0' || config.host === '::';
   const ctx: BrokerContext = {
     logs,
+    groups,
+    producerIds: new ProducerIdAllocator(config.dataDir),
     config,
     metrics,
     log,
@@ -109,8 +122,10 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
     (stopping ??= (async () => {
       ctx.shuttingDown = true;
       for (const t of logs.topics.values()) for (const p of t.partitions) p.wake();
+      groups.close();
       await server.close();
       await logs.close();
+      await offsets.close();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
       httpServer.closeAllConnections();
     })());

@@ -45,6 +45,15 @@ export const brokerSettings = {
   maxRequestBytes: setting({ env: 'SPILLWAY_MAX_REQUEST_BYTES', flag: 'max-request-bytes', schema: positiveInt, default: 100 * 1024 * 1024, description: 'larger request frames close the connection' }),
   maxConnections: setting({ env: 'SPILLWAY_MAX_CONNECTIONS', flag: 'max-connections', schema: positiveInt, default: 4096, description: 'connections beyond this are refused' }),
   idleTimeoutMs: setting({ env: 'SPILLWAY_IDLE_TIMEOUT_MS', flag: 'idle-timeout-ms', schema: nonNegativeInt, default: 600_000, description: 'close connections idle this long (0 = never)' }),
+  groupInitialRebalanceDelayMs: setting({
+    env: 'SPILLWAY_GROUP_INITIAL_REBALANCE_DELAY_MS',
+    flag: 'group-initial-rebalance-delay-ms',
+    schema: nonNegativeInt,
+    default: 0,
+    description: 'how long an empty group waits for more members before its first rebalance completes',
+  }),
+  groupMinSessionTimeoutMs: setting({ env: 'SPILLWAY_GROUP_MIN_SESSION_TIMEOUT_MS', flag: 'group-min-session-timeout-ms', schema: positiveInt, default: 6000, description: 'smallest session timeout a consumer may ask for' }),
+  groupMaxSessionTimeoutMs: setting({ env: 'SPILLWAY_GROUP_MAX_SESSION_TIMEOUT_MS', flag: 'group-max-session-timeout-ms', schema: positiveInt, default: 1_800_000, description: 'largest session timeout a consumer may ask for' }),
   logLevel: setting({ env: 'SPILLWAY_LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', description: 'log level' }),
 };
 

@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config.ts';
 import type { BrokerMetrics } from '../metrics.ts';
 import type { LogManager } from '../storage/log-manager.ts';
+import type { ProducerIdAllocator } from '../storage/producer-ids.ts';
+import type { GroupCoordinator } from '../coordinator/group-coordinator.ts';
 import type { Writer } from '../protocol/writer.ts';
 import type { Reader } from '../protocol/reader.ts';
 
@@ -10,6 +12,8 @@ export const NODE_ID = 0;
 
 export interface BrokerContext {
   logs: LogManager;
+  groups: GroupCoordinator;
+  producerIds: ProducerIdAllocator;
   config: BrokerConfig;
   metrics: BrokerMetrics;
   log: Logger;
@@ -20,8 +24,14 @@ export interface BrokerContext {
   shuttingDown: boolean;
 }
 
+/** Who sent the request (from the request header and the socket). */
+export interface RequestInfo {
+  clientId: string;
+  clientHost: string;
+}
+
 /** Encodes the response body into `w`; returns false when no response is sent (acks=0). */
-export type Handler = (ctx: BrokerContext, version: number, r: Reader, w: Writer) => Promise<boolean> | boolean;
+export type Handler = (ctx: BrokerContext, version: number, r: Reader, w: Writer, req: RequestInfo) => Promise<boolean> | boolean;
 
 export interface ApiDef {
   key: number;

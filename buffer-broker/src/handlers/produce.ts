@@ -55,7 +55,10 @@ export const handleProduce: Handler = async (ctx, version, r, w) => {
             (base) => {
               res.baseOffset = base;
             },
-            (err: unknown) => refuse(produceErrorCode(err)),
+            (err: unknown) => {
+              if (!(err instanceof ProducerSequenceError)) ctx.log.error({ err, topic: t.name, partition: p.index }, 'append failed');
+              refuse(produceErrorCode(err));
+            },
           ),
       );
       return res;

@@ -9,6 +9,17 @@ import { decodeFindCoordinatorRequest, encodeFindCoordinatorResponse } from '../
 import type { ApiDef, Handler } from './context.ts';
 import { NODE_ID } from './context.ts';
 import { handleFetch } from './fetch.ts';
+import {
+  handleDescribeGroups,
+  handleHeartbeat,
+  handleInitProducerId,
+  handleJoinGroup,
+  handleLeaveGroup,
+  handleListGroups,
+  handleOffsetCommit,
+  handleOffsetFetch,
+  handleSyncGroup,
+} from './groups.ts';
 import { handleProduce } from './produce.ts';
 import { handleCreateTopics, handleDeleteTopics, handleListOffsets, handleMetadata } from './topics.ts';
 
@@ -40,10 +51,21 @@ export const apis: ApiDef[] = [
   { key: 1, name: 'Fetch', minVersion: 0, maxVersion: 11, flexibleFrom: 12, handle: handleFetch },
   { key: 2, name: 'ListOffsets', minVersion: 1, maxVersion: 3, flexibleFrom: 6, handle: handleListOffsets },
   { key: 3, name: 'Metadata', minVersion: 1, maxVersion: 6, flexibleFrom: 9, handle: handleMetadata },
+  { key: 8, name: 'OffsetCommit', minVersion: 2, maxVersion: 7, flexibleFrom: 8, handle: handleOffsetCommit },
+  { key: 9, name: 'OffsetFetch', minVersion: 1, maxVersion: 5, flexibleFrom: 6, handle: handleOffsetFetch },
   { key: 10, name: 'FindCoordinator', minVersion: 0, maxVersion: 2, flexibleFrom: 3, handle: handleFindCoordinator },
+  // Minimum 0 on the group APIs: librdkafka 2.0.2 enables consumer groups only if v0 is in range.
+  { key: 11, name: 'JoinGroup', minVersion: 0, maxVersion: 5, flexibleFrom: 6, handle: handleJoinGroup },
+  { key: 12, name: 'Heartbeat', minVersion: 0, maxVersion: 3, flexibleFrom: 4, handle: handleHeartbeat },
+  { key: 13, name: 'LeaveGroup', minVersion: 0, maxVersion: 3, flexibleFrom: 4, handle: handleLeaveGroup },
+  { key: 14, name: 'SyncGroup', minVersion: 0, maxVersion: 3, flexibleFrom: 4, handle: handleSyncGroup },
+  { key: 15, name: 'DescribeGroups', minVersion: 0, maxVersion: 4, flexibleFrom: 5, handle: handleDescribeGroups },
+  { key: 16, name: 'ListGroups', minVersion: 0, maxVersion: 2, flexibleFrom: 3, handle: handleListGroups },
   { key: 18, name: 'ApiVersions', minVersion: 0, maxVersion: 3, flexibleFrom: 3, handle: handleApiVersions },
   { key: 19, name: 'CreateTopics', minVersion: 0, maxVersion: 4, flexibleFrom: 5, handle: handleCreateTopics },
   { key: 20, name: 'DeleteTopics', minVersion: 0, maxVersion: 1, flexibleFrom: 4, handle: handleDeleteTopics },
+  // Minimum 0: librdkafka 2.0.2's idempotence feature probe needs InitProducerId v0 in range.
+  { key: 22, name: 'InitProducerId', minVersion: 0, maxVersion: 1, flexibleFrom: 2, handle: handleInitProducerId },
 ];
 
 const byKey = new Map(apis.map((a) => [a.key, a]));

@@ -33,11 +33,13 @@ class Connection {
   private paused = false;
   private closed = false;
   private draining: (() => void) | null = null;
+  private readonly clientHost: string;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: BrokerContext,
   ) {
+    this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
     socket.setNoDelay(true);
     if (ctx.config.idleTimeoutMs > 0) {
       socket.setTimeout(ctx.config.idleTimeoutMs, () => socket.destroy());
@@ -133,8 +135,9 @@ class Connection {
       return this.fail('unsupported_version', `${api.name} v${apiVersion}`);
     }
     const flexible = apiVersion >= api.flexibleFrom;
+    let clientId: string | null;
     try {
-      readRequestHeaderRest(r, flexible);
+      clientId = readRequestHeaderRest(r, flexible);
     } catch (err) {
       return this.fail('header', err);
     }
@@ -145,7 +148,7 @@ class Connection {
     const w = new Writer();
     let result: Promise<boolean> | boolean;
     try {
-      result = api.handle(this.ctx, apiVersion, r, w);
+      result = api.handle(this.ctx, apiVersion, r, w, { clientId: clientId ?? '', clientHost: this.clientHost });
     } catch (err) {
       return this.handlerFailed(api.name, err);
     }

@@ -12,25 +12,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
+import type { CommittedOffset, OffsetStore } from '../coordinator/offset-store.ts';
 import { fdatasync, fsyncDirSync, writev } from './fs-async.ts';
 
-export interface CommittedOffset {
-  offset: number;
-  leaderEpoch: number;
-  metadata: string | null;
-  commitTimestamp: number;
-}
+type OffsetEntry = CommittedOffset;
 
-export interface OffsetEntry extends CommittedOffset {
-  topic: string;
-  partition: number;
-}
-
-type Frame = { t: 'commit'; g: string; e: [string, number, number, number, string | null, number][] } | { t: 'delete'; g: string };
+type Frame = { t: 'commit'; g: string; e: [string, number, number, number, string, number][] } | { t: 'delete'; g: string };
 
 const COMPACT_BYTES = 16 * 1024 * 1024;
 
-export class DurableOffsetStore {
+export class DurableOffsetStore implements OffsetStore {
   private readonly groups = new Map<string, Map<string, OffsetEntry>>();
   private fd = -1;
   private size = 0;
@@ -87,12 +78,12 @@ export class DurableOffsetStore {
     }
     let m = this.groups.get(f.g);
     if (!m) this.groups.set(f.g, (m = new Map()));
-    for (const [topic, partition, offset, leaderEpoch, metadata, commitTimestamp] of f.e) {
-      m.set(`${topic}\u0000${partition}`, { topic, partition, offset, leaderEpoch, metadata, commitTimestamp });
+    for (const [topic, partition, offset, leaderEpoch, metadata, commitTimestampMs] of f.e) {
+      m.set(`${topic}\u0000${partition}`, { topic, partition, offset, leaderEpoch, metadata, commitTimestampMs });
     }
   }
 
-  get(group: string, topic: string, partition: number): CommittedOffset | undefined {
+  get(group: string, topic: string, partition: number): OffsetEntry | undefined {
     return this.groups.get(group)?.get(`${topic}\u0000${partition}`);
   }
 
@@ -108,9 +99,10 @@ export class DurableOffsetStore {
     return this.groups.has(group);
   }
 
-  /** Durably records the offsets; resolves after fsync, and only then are they visible. */
-  commit(group: string, entries: OffsetEntry[]): Promise<void> {
-    const frame: Frame = { t: 'commit', g: group, e: entries.map((e) => [e.topic, e.partition, e.offset, e.leaderEpoch, e.metadata, e.commitTimestamp]) };
+  /** Durably records the offsets (all or nothing); resolves after fsync, and only then are they visible. */
+  put(group: string, entries: readonly OffsetEntry[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    const frame: Frame = { t: 'commit', g: group, e: entries.map((e) => [e.topic, e.partition, e.offset, e.leaderEpoch, e.metadata, e.commitTimestampMs]) };
     return this.enqueue(frame);
   }
 

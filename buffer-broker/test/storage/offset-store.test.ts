@@ -4,15 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { DurableOffsetStore } from '../../src/storage/offset-store.ts';
 import { freshDir, silentLog } from '../support/log-fixture.ts';
 
-const entry = (topic: string, partition: number, offset: number) => ({ topic, partition, offset, leaderEpoch: -1, metadata: null, commitTimestamp: 1 });
+const entry = (topic: string, partition: number, offset: number) => ({ topic, partition, offset, leaderEpoch: -1, metadata: '', commitTimestampMs: 1 });
 
 describe('DurableOffsetStore', () => {
   it('makes commits visible after fsync and restores them after a restart', async () => {
     const dir = freshDir();
     const s = new DurableOffsetStore(dir, silentLog);
     s.open();
-    await Promise.all([s.commit('g1', [entry('orders', 0, 10), entry('orders', 1, 20)]), s.commit('g2', [entry('orders', 0, 5)])]);
-    await s.commit('g1', [entry('orders', 0, 11)]);
+    await Promise.all([s.put('g1', [entry('orders', 0, 10), entry('orders', 1, 20)]), s.put('g2', [entry('orders', 0, 5)])]);
+    await s.put('g1', [entry('orders', 0, 11)]);
     expect(s.get('g1', 'orders', 0)?.offset).toBe(11);
     // No close: a crash right after the acknowledgement.
     const again = new DurableOffsetStore(dir, silentLog);
@@ -31,13 +31,13 @@ describe('DurableOffsetStore', () => {
     const dir = freshDir();
     const s = new DurableOffsetStore(dir, silentLog);
     s.open();
-    for (let i = 0; i < 10; i++) await s.commit('g', [entry('t', 0, i)]);
+    for (let i = 0; i < 10; i++) await s.put('g', [entry('t', 0, i)]);
     const file = path.join(dir, 'offsets.log');
     fs.truncateSync(file, fs.statSync(file).size - 3);
     const again = new DurableOffsetStore(dir, silentLog);
     again.open();
     expect(again.get('g', 't', 0)?.offset).toBe(8);
-    await again.commit('g', [entry('t', 0, 100)]);
+    await again.put('g', [entry('t', 0, 100)]);
     const third = new DurableOffsetStore(dir, silentLog);
     third.open();
     expect(third.get('g', 't', 0)?.offset).toBe(100);
@@ -47,7 +47,7 @@ describe('DurableOffsetStore', () => {
     const dir = freshDir();
     const s = new DurableOffsetStore(dir, silentLog, 2048);
     s.open();
-    for (let i = 0; i < 200; i++) await s.commit(`g${i % 3}`, [entry('t', i % 4, i)]);
+    for (let i = 0; i < 200; i++) await s.put(`g${i % 3}`, [entry('t', i % 4, i)]);
     expect(fs.statSync(path.join(dir, 'offsets.log')).size).toBeLessThan(2048 + 200);
     expect(fs.existsSync(path.join(dir, 'offsets.snapshot'))).toBe(true);
     const again = new DurableOffsetStore(dir, silentLog);
