@@ -1,0 +1,58 @@
+/**
+ * CPU accounting per phase, to tell who the bottleneck was: the broker's CPU time (from
+ * /proc/PID/schedstat, in ns), the bench process's own (kafkajs encoding runs here), and how
+ * busy the whole machine was (from /proc/stat), so "broker-bound" and "machine saturated by
+ * the client" can be told apart on a 2-core box.
+ */
+import fs from 'node:fs';
+
+export interface CpuMark {
+  brokerNs: number;
+  bench: NodeJS.CpuUsage;
+  machineBusy: number;
+  machineTotal: number;
+}
+
+function procCpuNs(pid: number): number {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[0]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function machineTicks(): { busy: number; total: number } {
+  const line = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0]; // "cpu  user nice system idle iowait irq softirq steal ..."
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = v[3] + v[4];
+  return { busy: total - idle, total };
+}
+
+export function cpuMark(brokerPid: number): CpuMark {
+  const m = machineTicks();
+  return { brokerNs: procCpuNs(brokerPid), bench: process.cpuUsage(), machineBusy: m.busy, machineTotal: m.total };
+}
+
+export interface CpuUse {
+  /** CPU seconds per wall second, so 1.0 = one core fully used. */
+  brokerCores: number;
+  benchCores: number;
+  /** Fraction of all cores busy (any process, incl. kcat and other work on the machine). */
+  machineBusyFraction: number;
+  brokerCpuMs: number;
+  benchCpuMs: number;
+}
+
+export function cpuUse(before: CpuMark, after: CpuMark, wallMs: number): CpuUse {
+  const brokerCpuMs = (after.brokerNs - before.brokerNs) / 1e6;
+  const benchCpuMs = (after.bench.user + after.bench.system - before.bench.user - before.bench.system) / 1000;
+  const total = after.machineTotal - before.machineTotal;
+  return {
+    brokerCores: brokerCpuMs / wallMs,
+    benchCores: benchCpuMs / wallMs,
+    machineBusyFraction: total > 0 ? (after.machineBusy - before.machineBusy) / total : Number.NaN,
+    brokerCpuMs,
+    benchCpuMs,
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * kcat (librdkafka) phases. kcat is a C client, so with it the broker, not the client, is what
+ * limits throughput. Produce: kcat reads the pre-generated line file itself (the bench process
+ * is idle meanwhile) and exits only once every message is acknowledged. Read-back: kcat consumes
+ * from the beginning into a file until the end of every partition (-e) or the N-th record (-c);
+ * each line is checked afterwards.
+ */
+import fs from 'node:fs';
+import { BenchError, runTool } from './procs.ts';
+import { ReadBackCheck, type ReadBackSummary } from './records.ts';
+
+/** librdkafka settings of the produce phase (printed with the results). */
+export const KCAT_PRODUCE_SETTINGS: Readonly<Record<string, string>> = {
+  acks: '-1',
+  'linger.ms': '5',
+  'batch.num.messages': '10000',
+};
+
+function settingArgs(settings: Readonly<Record<string, string>>): string[] {
+  return Object.entries(settings).flatMap(([k, v]) => ['-X', `${k}=${v}`]);
+}
+
+export interface KcatProduceResult {
+  ms: number;
+  command: string;
+}
+
+export async function kcatProduce(opts: { kcat: string; bootstrap: string; topic: string; inputFile: string; timeoutMs: number }): Promise<KcatProduceResult> {
+  const args = ['-P', '-b', opts.bootstrap, '-t', opts.topic, ...settingArgs(KCAT_PRODUCE_SETTINGS)];
+  const fd = fs.openSync(opts.inputFile, 'r');
+  try {
+    const run = await runTool(opts.kcat, args, { stdin: fd, stdout: 'ignore', timeoutMs: opts.timeoutMs });
+    // kcat reports delivery failures on stderr and may still exit 0, so any stderr is fatal here.
+    if (run.code !== 0 || run.stderr.trim() !== '') {
+      throw new BenchError('KCAT_PRODUCE', `kcat -P exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
+    }
+    return { ms: run.ms, command: `kcat ${args.join(' ')} < records.txt` };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Splits a byte stream into newline-terminated lines without copying whole chunks. */
+export class LineSplitter {
+  private carry: Buffer | undefined;
+  bytes = 0;
+
+  constructor(private readonly onLine: (buf: Buffer, start: number, end: number) => void) {}
+
+  push(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    let pos = 0;
+    if (this.carry) {
+      const nl = chunk.indexOf(0x0a);
+      if (nl < 0) {
+        this.carry = Buffer.concat([this.carry, chunk]);
+        return;
+      }
+      const line = Buffer.concat([this.carry, chunk.subarray(0, nl)]);
+      this.carry = undefined;
+      this.onLine(line, 0, line.length);
+      pos = nl + 1;
+    }
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, pos);
+      if (nl < 0) break;
+      this.onLine(chunk, pos, nl);
+      pos = nl + 1;
+    }
+    if (pos < chunk.length) this.carry = chunk.subarray(pos);
+  }
+
+  /** Bytes after the last newline (a truncated final line), 0 when the stream ended cleanly. */
+  trailing(): number {
+    return this.carry?.length ?? 0;
+  }
+}
+
+export interface KcatConsumeResult {
+  ms: number;
+  command: string;
+}
+
+/**
+ * `until: 'eof'` is the read-back of the spec (-e: exit once every partition reports its end,
+ * which librdkafka learns from one fetch at the high watermark that long-polls for
+ * fetch.wait.max.ms, 500 ms by default). `until: 'count'` (-c N) exits at the N-th record
+ * instead, so the difference between the two is that fixed end-detection cost. kcat writes to
+ * `outputFile` (on tmpfs), checked afterwards by verifyReadBack, so the bench takes no CPU
+ * from kcat or the broker while the clock runs.
+ */
+export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic: string; expected: number; until: 'eof' | 'count'; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult> {
+  const stop = opts.until === 'eof' ? ['-e'] : ['-c', String(opts.expected)];
+  const args = ['-C', '-b', opts.bootstrap, '-t', opts.topic, '-o', 'beginning', ...stop, '-q'];
+  const out = fs.openSync(opts.outputFile, 'w');
+  try {
+    const run = await runTool(opts.kcat, args, { stdin: 'ignore', stdout: out, timeoutMs: opts.timeoutMs });
+    if (run.code !== 0) throw new BenchError('KCAT_CONSUME', `kcat -C exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
+    return { ms: run.ms, command: `kcat ${args.join(' ')}` };
+  } finally {
+    fs.closeSync(out);
+  }
+}
+
+/** Checks (then deletes) a kcat output file: every record index exactly once, whole lines only. */
+export function verifyReadBack(file: string, expected: number): { bytes: number; check: ReadBackSummary; trailingBytes: number } {
+  try {
+    const check = new ReadBackCheck(expected);
+    const lines = new LineSplitter((buf, start, end) => check.add(buf, start, end - start));
+    readFileInChunks(file, (chunk) => lines.push(chunk));
+    const summary = check.summary();
+    const trailingBytes = lines.trailing();
+    return { bytes: lines.bytes, check: { ...summary, ok: summary.ok && trailingBytes === 0 }, trailingBytes };
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
+function readFileInChunks(file: string, onChunk: (chunk: Buffer) => void): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (;;) {
+      // A fresh buffer per read: LineSplitter may keep a view of the previous chunk's tail.
+      const buf = Buffer.allocUnsafe(4 << 20);
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return;
+      onChunk(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * Child processes of the benchmark: the broker under test and the reference redis-server, each
+ * on ephemeral ports with a fresh temp dir, plus helpers to run a tool to completion.
+ *
+ * Invariant: every process started here is registered with a Cleanup before this module returns
+ * it, so an error anywhere in the run still stops it and removes its directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { RespClient } from './resp.ts';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export class BenchError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** LIFO list of async undo steps; `run` tries them all and reports, never throws. */
+export class Cleanup {
+  private readonly steps: { name: string; run: () => Promise<void> | void }[] = [];
+  private running: Promise<string[]> | undefined;
+
+  add(name: string, run: () => Promise<void> | void): void {
+    this.steps.push({ name, run });
+  }
+
+  run(): Promise<string[]> {
+    this.running ??= (async () => {
+      const failures: string[] = [];
+      for (const s of [...this.steps].reverse()) {
+        try {
+          await s.run();
+        } catch (err) {
+          failures.push(`${s.name}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      return failures;
+    })();
+    return this.running;
+  }
+}
+
+export function makeTempDir(prefix: string, cleanup: Cleanup, base = os.tmpdir()): string {
+  const dir = fs.mkdtempSync(path.join(base, prefix));
+  cleanup.add(`rm ${dir}`, () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new BenchError('TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. Resolves with how it ended. */
+export async function stopChild(child: ChildProcess, graceMs: number): Promise<string> {
+  if (child.exitCode !== null || child.signalCode !== null) return `already exited (${child.exitCode ?? child.signalCode})`;
+  child.kill('SIGTERM');
+  const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+  if ((await Promise.race([exited(child).then(() => 'exited' as const), timer])) === 'timeout') {
+    child.kill('SIGKILL');
+    await exited(child);
+    return `killed with SIGKILL after ${graceMs} ms`;
+  }
+  return child.exitCode === 0 ? 'clean exit' : `exit ${child.exitCode ?? child.signalCode}`;
+}
+
+export interface BrokerProcess {
+  pid: number;
+  port: number;
+  metricsPort: number;
+  dataDir: string;
+  /** Log lines at warn level or above, and anything on stderr. */
+  problems: string[];
+  /** Set if the broker exits before stop() was called. */
+  exitedEarly(): string | undefined;
+  stop(): Promise<string>;
+}
+
+interface LogLine {
+  level?: number;
+  msg?: string;
+  port?: number;
+  metricsPort?: number;
+}
+
+export async function startBroker(opts: { fsync: 'always' | 'interval'; logLevel: string; cleanup: Cleanup }): Promise<BrokerProcess> {
+  const dataDir = makeTempDir('spillway-bench-broker-', opts.cleanup);
+  const args = ['bin/spillway.mjs', 'broker', '--port', '0', '--metrics-port', '0', '--data-dir', dataDir, '--fsync', opts.fsync, '--log-level', opts.logLevel];
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stopping = false;
+  let early: string | undefined;
+  child.once('exit', (code, signal) => {
+    if (!stopping) early = `broker exited unexpectedly (code ${code}, signal ${signal})`;
+  });
+  opts.cleanup.add('broker', async () => {
+    stopping = true;
+    await stopChild(child, 10_000);
+  });
+  const problems: string[] = [];
+  readline.createInterface({ input: child.stderr }).on('line', (l) => problems.push(`stderr: ${l}`));
+  const listening = new Promise<LogLine>((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).on('line', (l) => {
+      let rec: LogLine;
+      try {
+        rec = JSON.parse(l) as LogLine;
+      } catch {
+        problems.push(`stdout (not JSON): ${l}`);
+        return;
+      }
+      if ((rec.level ?? 0) >= 40) problems.push(l);
+      if (rec.msg === 'broker listening') resolve(rec);
+    });
+    child.once('exit', () => reject(new BenchError('BROKER_START', `broker exited during start-up:\n${problems.join('\n')}`)));
+  });
+  const rec = await withTimeout(listening, 30_000, 'broker start-up');
+  if (typeof rec.port !== 'number' || typeof rec.metricsPort !== 'number' || child.pid === undefined) {
+    throw new BenchError('BROKER_START', `"broker listening" line lacks port/metricsPort: ${JSON.stringify(rec)}`);
+  }
+  return {
+    pid: child.pid,
+    port: rec.port,
+    metricsPort: rec.metricsPort,
+    dataDir,
+    problems,
+    exitedEarly: () => early,
+    stop: async () => {
+      stopping = true;
+      return stopChild(child, 10_000);
+    },
+  };
+}
+
+export interface RedisProcess {
+  pid: number;
+  port: number;
+  dir: string;
+  stop(): Promise<string>;
+}
+
+export async function startRedis(opts: { cleanup: Cleanup; binary: string }): Promise<RedisProcess> {
+  const dir = makeTempDir('spillway-bench-redis-', opts.cleanup);
+  // redis-server has no "port 0": take a free port and hand it over. If something grabs it in
+  // between, redis-server exits and start-up fails loudly below.
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log')];
+  const child = spawn(opts.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  opts.cleanup.add('redis-server', async () => {
+    await stopChild(child, 10_000);
+  });
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new BenchError('REDIS_START', `redis-server exited: ${stderr}${readIfExists(path.join(dir, 'redis.log'))}`);
+      try {
+        const c = await RespClient.connect(port);
+        const pong = await c.command(['PING']);
+        await c.close();
+        return pong === 'PONG';
+      } catch {
+        return false;
+      }
+    },
+    15_000,
+    'redis-server to answer PING',
+  );
+  if (child.pid === undefined) throw new BenchError('REDIS_START', 'redis-server has no pid');
+  return { pid: child.pid, port, dir, stop: () => stopChild(child, 10_000) };
+}
+
+function readIfExists(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BenchError('TIMEOUT', `${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface ToolRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Runs `cmd` to exit and times it from spawn to exit. stdin and stdout are file descriptors (or
+ * ignored), so the bench process does no work while the tool is being timed; stderr is kept.
+ * The process is killed if it outlives `timeoutMs`.
+ */
+export function runTool(cmd: string, args: readonly string[], opts: { stdin: 'ignore' | number; stdout: 'ignore' | number; timeoutMs: number }): Promise<ToolRun> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child: ChildProcess = spawn(cmd, args, { stdio: [opts.stdin, opts.stdout, 'pipe'] });
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs);
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('error', (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      const ms = performance.now() - started;
+      if (timedOut) reject(new BenchError('TIMEOUT', `${cmd} ${args.join(' ')} did not finish within ${opts.timeoutMs} ms; stderr: ${stderr}`));
+      else resolve({ code, signal, stderr, ms });
+    });
+  });
+}

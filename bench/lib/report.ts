@@ -1,0 +1,101 @@
+/**
+ * Figures, comparisons and their presentation: percentiles, rates, the side-by-side table
+ * (figure, Redis reference from the same run, ratio, target, PASS/MISS) and the JSON file.
+ * Units: MB = 10^6 bytes; throughput counts payload bytes only (RECORD_BYTES per record).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { RECORD_BYTES } from './records.ts';
+
+export function percentile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export interface Throughput {
+  records: number;
+  ms: number;
+  recordsPerSec: number;
+  mbPerSec: number;
+}
+
+export function throughput(records: number, ms: number): Throughput {
+  const s = ms / 1000;
+  return { records, ms: Math.round(ms), recordsPerSec: records / s, mbPerSec: (records * RECORD_BYTES) / 1e6 / s };
+}
+
+export interface Latency {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: number;
+}
+
+export function latency(values: readonly number[]): Latency {
+  return { p50Ms: percentile(values, 0.5), p99Ms: percentile(values, 0.99), maxMs: percentile(values, 1), samples: values.length };
+}
+
+/** `higher`: the figure should be at least `target` x the reference; `lower`: below an absolute limit. */
+export interface Comparison {
+  figure: string;
+  value: number;
+  unit: string;
+  reference: string;
+  referenceValue: number | null;
+  ratio: number | null;
+  target: string;
+  pass: boolean | null;
+}
+
+export function ratioRow(figure: string, value: number, unit: string, reference: string, referenceValue: number, minRatio: number | null): Comparison {
+  const ratio = value / referenceValue;
+  return {
+    figure,
+    value,
+    unit,
+    reference,
+    referenceValue,
+    ratio,
+    target: minRatio === null ? '-' : `>= ${minRatio}x`,
+    pass: minRatio === null ? null : ratio >= minRatio,
+  };
+}
+
+export function limitRow(figure: string, value: number, unit: string, max: number): Comparison {
+  return { figure, value, unit, reference: '-', referenceValue: null, ratio: null, target: `< ${max} ${unit}`, pass: value < max };
+}
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function pad(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+}
+
+export function comparisonTable(rows: readonly Comparison[]): string {
+  const header = ['figure', 'value', 'Redis (same run)', 'ratio', 'target', 'result'];
+  const body = rows.map((r) => [
+    r.figure,
+    `${fmt(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`,
+    r.referenceValue === null ? r.reference : `${fmt(r.referenceValue, r.referenceValue < 100 ? 1 : 0)} (${r.reference})`,
+    r.ratio === null ? '-' : `${fmt(r.ratio, 2)}x`,
+    r.target,
+    r.pass === null ? 'info' : r.pass ? 'PASS' : 'MISS',
+  ]);
+  const table = pad([header, ...body]);
+  const rule = '-'.repeat(table.split('\n')[0].length);
+  return [rule, ...table.split('\n').flatMap((l, i) => (i === 0 ? [l, rule] : [l])), rule].join('\n');
+}
+
+export function writeJson(dir: string, startedAt: Date, data: unknown): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const file = path.join(dir, `broker-${stamp}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(data, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  return file;
+}
