@@ -2,8 +2,6 @@
  * The broker assembled: logs + Kafka listener + metrics/health HTTP. `main.ts` wires it to
  * the process (config, signals); tests may start one in-process.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +10,7 @@ import type { BrokerConfig } from './config.ts';
 import type { BrokerContext } from './handlers/context.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { KafkaServer } from './server/server.ts';
+import { startHttp } from './server/http.ts';
 import { LogManager } from './storage/log-manager.ts';
 import { DurableOffsetStore } from './storage/offset-store.ts';
 import { ProducerIdAllocator } from './storage/producer-ids.ts';
@@ -87,34 +86,9 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
   listenPort = await server.listen(config.host, config.port);
   logs.startBackgroundTasks();
 
-  const httpServer = http.createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/metrics') {
-      metrics.registry.metrics().then(
-        (body) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(body);
-        },
-        (err: unknown) => {
-          log.error({ err }, 'metrics collection failed');
-          res.writeHead(500, { 'content-type': 'application/json' });
-          res.end('{"error":{"code":"METRICS_FAILED","message":"metrics collection failed"}}');
-        },
-      );
-      return;
-    }
-    if (req.method === 'GET' && req.url === '/healthz') {
-      res.writeHead(ctx.shuttingDown ? 503 : 200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: ctx.shuttingDown ? 'stopping' : 'ok', topics: logs.topics.size }));
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end('{"error":{"code":"NOT_FOUND","message":"no such endpoint"}}');
-  });
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(config.metricsPort, config.metricsHost, () => resolve());
-  });
-  const metricsPort = (httpServer.address() as AddressInfo).port;
+  metrics.registerGroupLag(ctx);
+  const httpServer = await startHttp(ctx, config.metricsHost, config.metricsPort);
+  const metricsPort = httpServer.port;
   log.info({ host: config.host, port: listenPort, metricsPort, advertised: ctx.advertised(), dataDir: config.dataDir, fsync: config.fsync }, 'broker listening');
 
   let stopping: Promise<void> | undefined;
@@ -126,8 +100,7 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
       await server.close();
       await logs.close();
       await offsets.close();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      httpServer.closeAllConnections();
+      await httpServer.close();
     })());
   return { port: listenPort, metricsPort, logs, stop };
 }

@@ -54,6 +54,7 @@ export const brokerSettings = {
   }),
   groupMinSessionTimeoutMs: setting({ env: 'SPILLWAY_GROUP_MIN_SESSION_TIMEOUT_MS', flag: 'group-min-session-timeout-ms', schema: positiveInt, default: 6000, description: 'smallest session timeout a consumer may ask for' }),
   groupMaxSessionTimeoutMs: setting({ env: 'SPILLWAY_GROUP_MAX_SESSION_TIMEOUT_MS', flag: 'group-max-session-timeout-ms', schema: positiveInt, default: 1_800_000, description: 'largest session timeout a consumer may ask for' }),
+  adminToken: setting({ env: 'SPILLWAY_BROKER_ADMIN_TOKEN', flag: 'admin-token', schema: z.string(), default: '', description: 'bearer token required by the /admin HTTP API (empty = no token; the listener is on loopback by default)', secret: true }),
   logLevel: setting({ env: 'SPILLWAY_LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', description: 'log level' }),
 };
 

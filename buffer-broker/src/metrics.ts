@@ -1,6 +1,8 @@
 /** Broker metrics (prom-client), one registry per broker instance. */
 import client from 'prom-client';
 import type { LogManager } from './storage/log-manager.ts';
+import type { BrokerContext } from './handlers/context.ts';
+import { listGroupSummaries, type GroupSummary } from './admin/group-admin.ts';
 
 export class BrokerMetrics {
   readonly registry = new client.Registry();
@@ -58,5 +60,41 @@ export class BrokerMetrics {
     partitionGauge('spillway_broker_log_start_offset', 'First retained offset per partition', (p) => p.logStartOffset);
     partitionGauge('spillway_broker_log_size_bytes', 'Bytes on disk per partition', (p) => p.sizeBytes);
     partitionGauge('spillway_broker_log_segments', 'Segments per partition', (p) => p.segments.length);
+  }
+
+  /** Consumer lag per group and partition, computed at scrape time from committed offsets and the logs. */
+  registerGroupLag(ctx: BrokerContext): void {
+    const registers = [this.registry];
+    // Both gauges are collected concurrently during one scrape: share one computation.
+    let shared: Promise<GroupSummary[]> | null = null;
+    const summaries = () => {
+      if (shared === null) {
+        shared = listGroupSummaries(ctx);
+        const clear = () => setTimeout(() => (shared = null), 100).unref();
+        shared.then(clear, clear);
+      }
+      return shared;
+    };
+    const labelsOf = (g: GroupSummary, p: GroupSummary['partitions'][number]) => ({ group: g.groupId, topic: p.topic, partition: String(p.partition) });
+    new client.Gauge({
+      name: 'spillway_broker_group_lag_messages',
+      help: 'Records between a group\'s committed offset and the log end, per partition',
+      labelNames: ['group', 'topic', 'partition'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const g of await summaries()) for (const p of g.partitions) this.set(labelsOf(g, p), p.lag);
+      },
+    });
+    new client.Gauge({
+      name: 'spillway_broker_group_lag_seconds',
+      help: 'Age of the oldest record a group has not consumed yet (0 when caught up), per partition',
+      labelNames: ['group', 'topic', 'partition'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const g of await summaries()) for (const p of g.partitions) this.set(labelsOf(g, p), p.lagSeconds);
+      },
+    });
   }
 }

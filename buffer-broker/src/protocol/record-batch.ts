@@ -151,3 +151,21 @@ export function firstRecordAtOrAfter(batch: Buffer, ts: number, gunzip: (b: Buff
   }
   return { offset: h.baseOffset, timestamp: h.maxTimestamp };
 }
+
+/** Timestamp of the record at `offset` inside a stored batch (exact for uncompressed and gzip batches, else the batch's first timestamp). */
+export function recordTimestampAt(batch: Buffer, offset: number, gunzip: (b: Buffer) => Buffer): number {
+  const h = readBatchHeader(batch, 0);
+  if (h.attributes & Attr.TIMESTAMP_TYPE) return h.maxTimestamp;
+  const codec = h.attributes & Attr.COMPRESSION_MASK;
+  if (codec > 1) return h.baseTimestamp;
+  const records = codec === 0 ? batch.subarray(BATCH_HEADER_SIZE) : gunzip(batch.subarray(BATCH_HEADER_SIZE));
+  let pos = 0;
+  for (let i = 0; i < h.recordsCount && pos < records.length; i++) {
+    const [len, p1] = readVarlong(records, pos);
+    const [tsDelta, p2] = readVarlong(records, p1 + 1);
+    const [offsetDelta] = readVarlong(records, p2);
+    if (h.baseOffset + offsetDelta >= offset) return h.baseTimestamp + tsDelta;
+    pos = p1 + len;
+  }
+  return h.baseTimestamp;
+}

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
-import { firstRecordAtOrAfter } from '../protocol/record-batch.ts';
+import { firstRecordAtOrAfter, recordTimestampAt } from '../protocol/record-batch.ts';
 import { fsyncDirSync, writev } from './fs-async.ts';
 import { ProducerStateTable, nextSeq } from './producer-state.ts';
 import { Segment, type BatchInfo } from './segment.ts';
@@ -373,6 +373,21 @@ export class PartitionLog {
       seg = i >= 0 && i + 1 < this.segments.length ? this.segments[i + 1] : null;
     }
     return { errorCode: 'NONE', data: null, nextOffset: offset, highWatermark: hw, logStartOffset };
+  }
+
+  /** Timestamp of the record at `offset` (for lag in seconds), or null when there is none below HW. */
+  async timestampAt(offset: number): Promise<number | null> {
+    if (offset < this.logStartOffset || offset >= this.highWatermark) return null;
+    const seg = this.segmentFor(offset);
+    if (seg === null || !seg.acquire()) return null;
+    try {
+      const limit = this.readLimit(seg);
+      const pos = await seg.findPosition(offset, limit);
+      for await (const b of seg.batches(pos, limit)) return recordTimestampAt(await b.bytes(), offset, gunzipSync);
+      return null;
+    } finally {
+      seg.release();
+    }
   }
 
   /** The earliest offset whose record timestamp is >= ts, or null. */
