@@ -25,7 +25,7 @@ function kcat(args: string[], stdin: 'pipe' | 'ignore'): Promise<{ code: number 
   return new Promise((resolve, reject) => {
     const p = spawn('kcat', args, { stdio: [stdin, 'pipe', 'inherit'] });
     let lines = 0;
-    p.stdout.on('data', (d: Buffer) => {
+    p.stdout?.on('data', (d: Buffer) => {
       for (const b of d) if (b === 10) lines++;
     });
     p.once('error', reject);
