@@ -1,6 +1,7 @@
 /** `spillway <command>`: dispatches to each component's main. Components load lazily. */
 const commands: Record<string, { summary: string; load: () => Promise<{ main: (argv: readonly string[]) => Promise<void> }> }> = {
   broker: { summary: 'run the Kafka-protocol buffer broker', load: () => import('../buffer-broker/src/main.ts') },
+  gateway: { summary: 'run the order API (HTTP)', load: () => import('../gateway/src/main.ts') },
 };
 
 function usage(): string {

@@ -182,3 +182,18 @@ export function run(cmd: string, args: string[], opts: { input?: string | Buffer
     p.stdin.end(opts.input ?? '');
   });
 }
+
+export interface GatewayProcess extends SpillwayProcess {
+  port: number;
+  url: string;
+}
+
+/** Starts `spillway gateway` against the given Redis and Kafka bootstrap on a free port. */
+export async function startGatewayProcess(opts: { redisUrl: string; kafkaBrokers: string; args?: string[]; env?: NodeJS.ProcessEnv }): Promise<GatewayProcess> {
+  const p = await startSpillway(['gateway', '--port', '0', '--redis-url', opts.redisUrl, '--kafka-brokers', opts.kafkaBrokers, ...(opts.args ?? [])], {
+    ready: (l) => l.msg === 'gateway listening',
+    env: opts.env,
+  });
+  const port = p.readyLine.port as number;
+  return { ...p, port, url: `http://127.0.0.1:${port}` };
+}

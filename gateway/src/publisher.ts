@@ -1,0 +1,199 @@
+/**
+ * The buffer behind a small interface: append records durably (acks=-1, idempotent producer)
+ * and learn where they landed. kafkajs (in maintenance mode) stays inside KafkajsPublisher.
+ *
+ * Coalescing: while one produce request is in flight, new records queue; the next request
+ * carries everything queued (up to maxBatch), so throughput grows with concurrency while each
+ * record still waits for one fsync'd round trip. Partitions are chosen here (murmur2 of the
+ * key, as Kafka's Java and kafkajs default partitioners do) so each record's offset is known
+ * from its partition's base offset.
+ */
+import { createRequire } from 'node:module';
+import { Kafka, logLevel as kafkaLogLevel, type Admin, type Producer } from 'kafkajs';
+import type { Logger } from '../../lib/src/logger.ts';
+import { SpillwayError } from '../../lib/src/errors.ts';
+
+export interface OutgoingRecord {
+  topic: string;
+  key: string | null;
+  value: string;
+  headers?: Record<string, string>;
+}
+
+export interface Placement {
+  partition: number;
+  offset: number;
+}
+
+export interface Publisher {
+  /** Resolves once the record is durable in the buffer; rejects with BUFFER_UNAVAILABLE otherwise. */
+  publish(record: OutgoingRecord): Promise<Placement>;
+  /** Creates the topic when missing. */
+  ensureTopic(topic: string, partitions: number): Promise<void>;
+  ready(): boolean;
+  /** Records handed to the broker per produce request (for metrics). */
+  onBatch?: (records: number) => void;
+  close(): Promise<void>;
+}
+
+const require = createRequire(import.meta.url);
+const murmur2 = require('kafkajs/src/producer/partitioners/default/murmur2.js') as (key: string | Buffer) => number;
+
+/** Kafka's default partitioner for keyed records: positive murmur2 modulo the partition count. */
+export function partitionForKey(key: string, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
+interface Queued {
+  record: OutgoingRecord;
+  partition: number;
+  resolve: (p: Placement) => void;
+  reject: (e: Error) => void;
+}
+
+export interface KafkajsPublisherOptions {
+  brokers: string[];
+  clientId: string;
+  lingerMs: number;
+  maxBatch: number;
+  requestTimeoutMs: number;
+  log: Logger;
+}
+
+export class KafkajsPublisher implements Publisher {
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private connected = false;
+  private queue: Queued[] = [];
+  private sending = false;
+  private closed = false;
+  private idle: (() => void)[] = [];
+  private readonly partitionCounts = new Map<string, number>();
+  private rr = 0;
+  onBatch?: (records: number) => void;
+
+  constructor(private readonly opts: KafkajsPublisherOptions) {
+    this.kafka = new Kafka({
+      clientId: opts.clientId,
+      brokers: opts.brokers,
+      logLevel: kafkaLogLevel.NOTHING,
+      requestTimeout: opts.requestTimeoutMs,
+      connectionTimeout: Math.min(3000, opts.requestTimeoutMs),
+      // A bounded retry budget: the caller's answer must not outlive its append timeout by much.
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.admin = this.kafka.admin();
+    this.producer.on(this.producer.events.DISCONNECT, () => {
+      this.connected = false;
+    });
+    this.producer.on(this.producer.events.CONNECT, () => {
+      this.connected = true;
+    });
+  }
+
+  async connect(): Promise<void> {
+    await this.producer.connect();
+    await this.admin.connect();
+    this.connected = true;
+  }
+
+  ready(): boolean {
+    return this.connected && !this.closed;
+  }
+
+  async ensureTopic(topic: string, partitions: number): Promise<void> {
+    await this.admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+    const md = await this.admin.fetchTopicMetadata({ topics: [topic] });
+    this.partitionCounts.set(topic, md.topics[0].partitions.length);
+  }
+
+  private async partitionsOf(topic: string): Promise<number> {
+    const known = this.partitionCounts.get(topic);
+    if (known !== undefined) return known;
+    const md = await this.admin.fetchTopicMetadata({ topics: [topic] });
+    const n = md.topics[0].partitions.length;
+    this.partitionCounts.set(topic, n);
+    return n;
+  }
+
+  async publish(record: OutgoingRecord): Promise<Placement> {
+    if (this.closed) throw new SpillwayError('BUFFER_UNAVAILABLE', 'the publisher is shutting down', true);
+    let n: number;
+    try {
+      n = await this.partitionsOf(record.topic);
+    } catch (err) {
+      throw new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: ${(err as Error).message}`, true);
+    }
+    const partition = record.key !== null ? partitionForKey(record.key, n) : this.rr++ % n;
+    return new Promise<Placement>((resolve, reject) => {
+      this.queue.push({ record, partition, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.sending || this.queue.length === 0) return;
+    this.sending = true;
+    const go = () => void this.sendLoop();
+    if (this.opts.lingerMs > 0) setTimeout(go, this.opts.lingerMs);
+    else setImmediate(go);
+  }
+
+  private async sendLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.opts.maxBatch);
+        await this.sendBatch(batch);
+      }
+    } finally {
+      this.sending = false;
+      if (this.queue.length > 0) this.kick();
+      else for (const w of this.idle.splice(0)) w();
+    }
+  }
+
+  private async sendBatch(batch: Queued[]): Promise<void> {
+    const byTopic = new Map<string, Queued[]>();
+    for (const q of batch) {
+      const list = byTopic.get(q.record.topic);
+      if (list) list.push(q);
+      else byTopic.set(q.record.topic, [q]);
+    }
+    this.onBatch?.(batch.length);
+    try {
+      const results = await this.producer.sendBatch({
+        acks: -1,
+        timeout: this.opts.requestTimeoutMs,
+        topicMessages: [...byTopic].map(([topic, qs]) => ({
+          topic,
+          messages: qs.map((q) => ({ key: q.record.key, value: q.record.value, partition: q.partition, headers: q.record.headers })),
+        })),
+      });
+      const base = new Map<string, number>();
+      for (const r of results) base.set(`${r.topicName}/${r.partition}`, Number(r.baseOffset));
+      const seen = new Map<string, number>();
+      for (const q of batch) {
+        const k = `${q.record.topic}/${q.partition}`;
+        const i = seen.get(k) ?? 0;
+        seen.set(k, i + 1);
+        const b = base.get(k);
+        if (b === undefined) q.reject(new SpillwayError('BUFFER_UNAVAILABLE', 'the broker did not acknowledge this partition', true));
+        else q.resolve({ partition: q.partition, offset: b + i });
+      }
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message, records: batch.length }, 'append failed');
+      const e = new SpillwayError('BUFFER_UNAVAILABLE', `append failed: ${(err as Error).message}`, true, { ambiguous: true });
+      for (const q of batch) q.reject(e);
+    }
+  }
+
+  /** Stops taking records, finishes what is queued or in flight, then disconnects. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sending || this.queue.length > 0) await new Promise<void>((r) => this.idle.push(r));
+    await this.producer.disconnect().catch(() => undefined);
+    await this.admin.disconnect().catch(() => undefined);
+  }
+}

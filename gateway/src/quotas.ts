@@ -1,0 +1,98 @@
+/**
+ * Stock, per-user limits and the idempotency claim, in atomic Redis Lua scripts (redis/*.lua).
+ * Every decision about an order is made inside one script call, so any number of gateway
+ * processes can admit concurrently without ever overselling.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { keys } from '../../lib/src/redis-keys.ts';
+
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'redis');
+const script = (name: string) => fs.readFileSync(path.join(dir, `${name}.lua`), 'utf8');
+
+/** Per-user counters outlive any sale by this much. */
+const USER_COUNTER_TTL_S = 30 * 86_400;
+
+export type ReserveResult =
+  | { kind: 'OK'; remaining: number }
+  | { kind: 'DUPLICATE'; stored: string }
+  | { kind: 'SOLD_OUT'; remaining: number }
+  | { kind: 'PURCHASE_LIMIT_REACHED'; bought: number }
+  | { kind: 'UNKNOWN_SKU' };
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+
+export interface SkuState {
+  sku: string;
+  stock: number;
+  remaining: number;
+  perUserLimit: number;
+  updatedAt: number;
+}
+
+export class Quotas {
+  private readonly reserveScript: ScriptFn;
+  private readonly releaseScript: ScriptFn;
+  private readonly loadScript: ScriptFn;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly opts: { idempotencyTtlS: number; requireKnownSku: boolean },
+  ) {
+    redis.defineCommand('spwReserve', { numberOfKeys: 3, lua: script('reserve') });
+    redis.defineCommand('spwRelease', { numberOfKeys: 3, lua: script('release') });
+    redis.defineCommand('spwLoadSku', { numberOfKeys: 2, lua: script('load-sku') });
+    const r = redis as unknown as Record<string, ScriptFn>;
+    this.reserveScript = r.spwReserve.bind(redis);
+    this.releaseScript = r.spwRelease.bind(redis);
+    this.loadScript = r.spwLoadSku.bind(redis);
+  }
+
+  async reserve(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; requestHash: string; orderId: string }): Promise<ReserveResult> {
+    const res = (await this.reserveScript(
+      keys.sku(o.sku),
+      keys.userBought(o.sku, o.userId),
+      o.idempotencyKey ?? '',
+      o.quantity,
+      o.requestHash,
+      o.orderId,
+      this.opts.idempotencyTtlS,
+      this.opts.requireKnownSku ? '1' : '0',
+      USER_COUNTER_TTL_S,
+    )) as [string, string | number | undefined];
+    switch (res[0]) {
+      case 'OK':
+        return { kind: 'OK', remaining: Number(res[1]) };
+      case 'DUPLICATE':
+        return { kind: 'DUPLICATE', stored: String(res[1]) };
+      case 'SOLD_OUT':
+        return { kind: 'SOLD_OUT', remaining: Number(res[1]) };
+      case 'PURCHASE_LIMIT_REACHED':
+        return { kind: 'PURCHASE_LIMIT_REACHED', bought: Number(res[1]) };
+      default:
+        return { kind: 'UNKNOWN_SKU' };
+    }
+  }
+
+  async release(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; orderId: string }): Promise<void> {
+    await this.releaseScript(keys.sku(o.sku), keys.userBought(o.sku, o.userId), o.idempotencyKey ?? '', o.quantity, o.orderId);
+  }
+
+  async loadSku(sku: string, stock: number, perUserLimit: number): Promise<SkuState> {
+    const now = Date.now();
+    await this.loadScript(keys.sku(sku), keys.skuIndex(), stock, perUserLimit, sku, now);
+    return { sku, stock, remaining: stock, perUserLimit, updatedAt: now };
+  }
+
+  async readSku(sku: string): Promise<SkuState | null> {
+    const h = await this.redis.hgetall(keys.sku(sku));
+    if (!h.remaining) return null;
+    return { sku, stock: Number(h.stock), remaining: Number(h.remaining), perUserLimit: Number(h.perUserLimit ?? 0), updatedAt: Number(h.updatedAt ?? 0) };
+  }
+
+  async listSkus(): Promise<string[]> {
+    return (await this.redis.smembers(keys.skuIndex())).sort();
+  }
+}
