@@ -2,6 +2,8 @@
 const commands: Record<string, { summary: string; load: () => Promise<{ main: (argv: readonly string[]) => Promise<void> }> }> = {
   broker: { summary: 'run the Kafka-protocol buffer broker', load: () => import('../buffer-broker/src/main.ts') },
   gateway: { summary: 'run the order API (HTTP)', load: () => import('../gateway/src/main.ts') },
+  drainer: { summary: 'deliver buffered orders to downstreams at their rate', load: () => import('../drainer/src/main.ts') },
+  downstream: { summary: 'run the slow-downstream simulator', load: () => import('../loadtest/src/downstream/main.ts') },
 };
 
 function usage(): string {
