@@ -16,17 +16,14 @@ import type { DrainerMetrics } from './metrics.ts';
 import { Pump, doneKey, type DeliveryJob } from './pump.ts';
 import { secondsUntilOpen, windowState } from './schedule.ts';
 
-export const controlKeys = {
-  /** Hash: paused ("1"/"0"), rate (override, deliveries/s; "" = none), updatedAt. */
-  control: (name: string) => `spw:downstream:${name}:control`,
-  aimd: (name: string) => `spw:downstream:${name}:aimd`,
-  aimdCut: (name: string) => `spw:downstream:${name}:aimd-cut`,
-  aimdCreep: (name: string) => `spw:downstream:${name}:aimd-creep`,
-  /** Sorted set of dead-lettered order ids by time, and a hash with their details. */
-  dlqIndex: (name: string) => `spw:dlq:${name}`,
-  dlqItems: (name: string) => `spw:dlq:${name}:items`,
-  /** List of order ids to re-drive from the DLQ. */
-  redrive: (name: string) => `spw:redrive:${name}`,
+const controlKeys = {
+  control: keys.downstreamControl,
+  aimd: keys.downstreamAimd,
+  aimdCut: keys.downstreamAimdCut,
+  aimdCreep: keys.downstreamAimdCreep,
+  dlqIndex: keys.dlqIndex,
+  dlqItems: keys.dlqItems,
+  redrive: keys.redrive,
 };
 
 const DLQ_INDEX_CAP = 100_000;

@@ -21,4 +21,15 @@ export const keys = {
   backlogIndex: () => `${PREFIX}backlogs`,
   /** Hash: sha256(api key) -> client name. */
   apiKeys: () => `${PREFIX}apikeys`,
+  /** Hash per downstream, written by the admin API, read by every drainer: paused ("1"/"0"), rate (override; "" = none), updatedAt. */
+  downstreamControl: (name: string) => `${PREFIX}downstream:${name}:control`,
+  /** Shared AIMD factor (0.05..1) and its cut / creep guards. */
+  downstreamAimd: (name: string) => `${PREFIX}downstream:${name}:aimd`,
+  downstreamAimdCut: (name: string) => `${PREFIX}downstream:${name}:aimd-cut`,
+  downstreamAimdCreep: (name: string) => `${PREFIX}downstream:${name}:aimd-creep`,
+  /** Sorted set of dead-lettered order ids by time, and a hash orderId -> JSON details (bounded index; the durable copy is the DLQ topic). */
+  dlqIndex: (name: string) => `${PREFIX}dlq:${name}`,
+  dlqItems: (name: string) => `${PREFIX}dlq:${name}:items`,
+  /** List of order ids to re-drive from the DLQ (pushed by the admin API, popped by drainers). */
+  redrive: (name: string) => `${PREFIX}redrive:${name}`,
 };
