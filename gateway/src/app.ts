@@ -16,6 +16,7 @@ import { orderRequestSchema, SKU_PATTERN, type Order } from '../../lib/src/order
 import { keys } from '../../lib/src/redis-keys.ts';
 import type { Admission } from './admission.ts';
 import { readJsonBody } from './body.ts';
+import { downstreamAdmin } from './downstream-admin.ts';
 import type { GatewayConfig } from './config.ts';
 import { HttpError, sendError, sendJson, toHttpError } from './http-errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -401,6 +402,7 @@ export function buildApp(deps: GatewayDeps): Express {
       sendJson(res, 200, JSON.stringify({ name: req.params.name, revoked: hashes.length }));
     }),
   );
+  admin.use('/downstreams', downstreamAdmin(redis, (res, err) => fail(res, 'admin', err)));
   app.use('/v1/admin', admin);
 
   // ---- health and metrics ----
