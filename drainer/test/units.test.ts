@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { Aimd, CircuitBreaker } from '../src/breaker.ts';
+import { classify, classifyError, parseRetryAfter } from '../src/classify.ts';
+import { downstreamSchema, loadDownstreams } from '../src/config.ts';
+import { limiterFor } from '../src/downstream.ts';
+import { jobIdFor, toJob } from '../src/pump.ts';
+import { inWindow, localMinutes, secondsUntilOpen, windowState } from '../src/schedule.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '../../lib/src/config.ts';
+
+const at = (iso: string) => Date.parse(iso);
+
+describe('schedule', () => {
+  const d = downstreamSchema.parse({
+    name: 'erp',
+    url: 'http://127.0.0.1:1/x',
+    rate: 50,
+    timezone: 'Europe/Berlin',
+    windows: [
+      { from: '22:00', to: '08:00', rate: 1000 },
+      { from: '12:00', to: '13:00', pause: true },
+    ],
+  });
+  it('reads local time in the downstream time zone', () => {
+    expect(localMinutes(at('2026-01-15T21:30:00Z'), 'Europe/Berlin')).toBe(22 * 60 + 30);
+    expect(localMinutes(at('2026-07-15T21:30:00Z'), 'Europe/Berlin')).toBe(23 * 60 + 30);
+  });
+  it('applies windows that wrap midnight, pauses, and the base rate elsewhere', () => {
+    expect(windowState(d, at('2026-01-15T22:30:00Z'))).toEqual({ rate: 1000, paused: false, window: '22:00-08:00' });
+    expect(windowState(d, at('2026-01-15T06:59:00Z'))).toMatchObject({ rate: 1000 });
+    expect(windowState(d, at('2026-01-15T07:00:00Z'))).toEqual({ rate: 50, paused: false, window: 'base' });
+    expect(windowState(d, at('2026-01-15T11:30:00Z'))).toEqual({ rate: 0, paused: true, window: '12:00-13:00' });
+    expect(inWindow(0, 22 * 60, 8 * 60)).toBe(true);
+    expect(inWindow(12 * 60, 22 * 60, 8 * 60)).toBe(false);
+  });
+  it('knows how long until a paused schedule opens', () => {
+    expect(secondsUntilOpen(d, at('2026-01-15T11:30:00Z'))).toBe(30 * 60);
+    expect(secondsUntilOpen(d, at('2026-01-15T10:00:00Z'))).toBe(0);
+  });
+});
+
+describe('classify', () => {
+  it('maps answers to outcomes', () => {
+    expect(classify(200, undefined)).toEqual({ kind: 'delivered', status: 200 });
+    expect(classify(204, undefined).kind).toBe('delivered');
+    expect(classify(429, '2')).toEqual({ kind: 'pushback', status: 429, retryAfterMs: 2000 });
+    expect(classify(429, undefined)).toMatchObject({ kind: 'pushback', retryAfterMs: 1000 });
+    expect(classify(503, '1')).toMatchObject({ kind: 'pushback' });
+    expect(classify(503, undefined)).toMatchObject({ kind: 'retry' });
+    expect(classify(500, undefined)).toMatchObject({ kind: 'retry' });
+    expect(classify(408, undefined)).toMatchObject({ kind: 'retry' });
+    expect(classify(400, undefined)).toMatchObject({ kind: 'dead', status: 400 });
+    expect(classify(404, undefined)).toMatchObject({ kind: 'dead' });
+    expect(classifyError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toMatchObject({ kind: 'retry', reason: 'network: ECONNREFUSED' });
+  });
+  it('parses Retry-After as seconds or an HTTP date', () => {
+    const now = at('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5000);
+    expect(parseRetryAfter('soon', now)).toBeNull();
+    expect(parseRetryAfter(undefined, now)).toBeNull();
+  });
+});
+
+describe('circuit breaker and AIMD', () => {
+  it('opens after consecutive failures with a doubling cool-down, closes on success', () => {
+    const b = new CircuitBreaker(3, 1000, 4000);
+    expect([b.failure(), b.failure()]).toEqual([0, 0]);
+    expect(b.failure()).toBe(1000);
+    expect(b.state).toBe('open');
+    expect(b.failure()).toBe(2000);
+    expect(b.failure()).toBe(4000);
+    expect(b.failure()).toBe(4000);
+    b.success();
+    expect(b.state).toBe('closed');
+    expect([b.failure(), b.failure(), b.failure()]).toEqual([0, 0, 1000]);
+  });
+  it('cuts multiplicatively at most once per hold period and creeps back additively', () => {
+    const a = new Aimd(0.5, 0.1, 0.05, 1000);
+    expect(a.pushback(10_000)).toBe(true);
+    expect(a.pushback(10_500)).toBe(false);
+    expect(a.factor).toBe(0.5);
+    expect(a.creep(11_000)).toBe(false); // too soon after a cut
+    expect(a.creep(13_500)).toBe(true);
+    expect(a.factor).toBeCloseTo(0.6);
+  });
+});
+
+describe('limiterFor', () => {
+  it('spreads the rate over windows no bigger than the burst', () => {
+    expect(limiterFor(200, 20)).toEqual({ max: 20, duration: 100 });
+    expect(limiterFor(5000, 20)).toEqual({ max: 20, duration: 4 });
+    expect(limiterFor(0.5, 20)).toEqual({ max: 1, duration: 2000 });
+    expect(limiterFor(3, 20)).toEqual({ max: 3, duration: 1000 });
+  });
+});
+
+describe('pump jobs', () => {
+  it('keys jobs by position and delivers with the order id as Idempotency-Key', () => {
+    expect(jobIdFor('orders', 3, 17)).toBe('orders:3:17');
+    const j = toJob({ topic: 'orders', partition: 3, offset: 17, key: 'SKU-1', value: JSON.stringify({ orderId: 'o-1', acceptedAt: 5 }), timestamp: 9 });
+    expect(j).toMatchObject({ orderId: 'o-1', acceptedAt: 5, partition: 3, offset: 17 });
+    expect(toJob({ topic: 't', partition: 0, offset: 2, key: null, value: 'not json', timestamp: 9 })).toMatchObject({ orderId: 't-0-2', acceptedAt: 9 });
+  });
+});
+
+describe('downstreams file', () => {
+  it('reports every problem at once', () => {
+    const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'spw-cfg-')), 'd.yaml');
+    fs.writeFileSync(f, 'downstreams:\n  - name: Bad Name\n    url: nope\n    rate: -1\n    windows: [{ from: "25:00", to: "08:00" }]\n');
+    let err: unknown;
+    try {
+      loadDownstreams(f);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const text = (err as ConfigError).problems.join('\n');
+    for (const field of ['name', 'url', 'rate', 'windows.0.from']) expect(text).toContain(field);
+  });
+});
