@@ -4,6 +4,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ main: (a
   gateway: { summary: 'run the order API (HTTP)', load: () => import('../gateway/src/main.ts') },
   drainer: { summary: 'deliver buffered orders to downstreams at their rate', load: () => import('../drainer/src/main.ts') },
   downstream: { summary: 'run the slow-downstream simulator', load: () => import('../loadtest/src/downstream/main.ts') },
+  up: { summary: 'run the whole stack on this machine (broker, gateway, drainer, simulator, Redis)', load: () => import('./up.ts') },
 };
 
 function usage(): string {
