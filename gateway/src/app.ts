@@ -87,15 +87,30 @@ export function buildApp(deps: GatewayDeps): Express {
   };
 
   // ---- client identity: API key (hashed in Redis, cached briefly so rotation needs no restart) ----
+  // A key created through another gateway process is unknown here until the next reload: on a
+  // miss, reload once the cache is a second old, so a new key works at once (revocation still
+  // takes up to 5 s), while unknown keys cost at most one HGETALL per second.
   let apiKeyCache = { at: 0, map: new Map<string, string>() };
+  let apiKeyLoad: Promise<void> | null = null;
+  const reloadApiKeys = () =>
+    (apiKeyLoad ??= redis
+      .hgetall(keys.apiKeys())
+      .then((h) => {
+        apiKeyCache = { at: Date.now(), map: new Map(Object.entries(h)) };
+      })
+      .finally(() => {
+        apiKeyLoad = null;
+      }));
   async function clientOf(req: IncomingMessage): Promise<{ id: string; name: string | null }> {
     const given = req.headers['x-api-key'];
     if (typeof given === 'string' && given !== '') {
-      if (Date.now() - apiKeyCache.at > 5000) {
-        const h = await redis.hgetall(keys.apiKeys());
-        apiKeyCache = { at: Date.now(), map: new Map(Object.entries(h)) };
+      if (Date.now() - apiKeyCache.at > 5000) await reloadApiKeys();
+      const hash = sha256(given);
+      let name = apiKeyCache.map.get(hash);
+      if (name === undefined && Date.now() - apiKeyCache.at > 1000) {
+        await reloadApiKeys();
+        name = apiKeyCache.map.get(hash);
       }
-      const name = apiKeyCache.map.get(sha256(given));
       if (name === undefined) throw new HttpError(401, 'INVALID_API_KEY', 'unknown API key');
       return { id: `key:${name}`, name };
     }

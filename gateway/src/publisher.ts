@@ -7,6 +7,12 @@
  * record still waits for one fsync'd round trip. Partitions are chosen here (murmur2 of the
  * key, as Kafka's Java and kafkajs default partitioners do) so each record's offset is known
  * from its partition's base offset.
+ *
+ * After a failed send the producer is replaced (new producer id) before the next one: kafkajs
+ * rolls its sequence numbers back when a request fails, but the broker may have appended that
+ * batch before the answer was lost. The next, different batch would then reuse those sequence
+ * numbers and be taken for a duplicate (answered with the old batch's offsets: a 202 for an
+ * order that is not in the log) or refused with OUT_OF_ORDER_SEQUENCE_NUMBER for good.
  */
 import { createRequire } from 'node:module';
 import { Kafka, logLevel as kafkaLogLevel, type Admin, type Producer } from 'kafkajs';
@@ -62,7 +68,9 @@ export interface KafkajsPublisherOptions {
 
 export class KafkajsPublisher implements Publisher {
   private readonly kafka: Kafka;
-  private readonly producer: Producer;
+  private producer: Producer;
+  /** Set when a send failed: the producer's sequence state can no longer be trusted. */
+  private producerSuspect = false;
   private readonly admin: Admin;
   private connected = false;
   private queue: Queued[] = [];
@@ -83,14 +91,30 @@ export class KafkajsPublisher implements Publisher {
       // A bounded retry budget: the caller's answer must not outlive its append timeout by much.
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
     });
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    this.producer = this.newProducer();
     this.admin = this.kafka.admin();
-    this.producer.on(this.producer.events.DISCONNECT, () => {
-      this.connected = false;
+  }
+
+  private newProducer(): Producer {
+    const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    producer.on(producer.events.DISCONNECT, () => {
+      if (producer === this.producer) this.connected = false;
     });
-    this.producer.on(this.producer.events.CONNECT, () => {
-      this.connected = true;
+    producer.on(producer.events.CONNECT, () => {
+      if (producer === this.producer) this.connected = true;
     });
+    return producer;
+  }
+
+  /** Replaces a producer whose last send failed by one with a fresh producer id. */
+  private async replaceProducer(): Promise<void> {
+    const old = this.producer;
+    this.producer = this.newProducer();
+    this.connected = false;
+    await old.disconnect().catch(() => undefined);
+    await this.producer.connect();
+    this.connected = true;
+    this.producerSuspect = false;
   }
 
   async connect(): Promise<void> {
@@ -161,6 +185,16 @@ export class KafkajsPublisher implements Publisher {
       if (list) list.push(q);
       else byTopic.set(q.record.topic, [q]);
     }
+    if (this.producerSuspect) {
+      try {
+        await this.replaceProducer();
+      } catch (err) {
+        // Nothing of this batch was sent: not ambiguous.
+        const e = new SpillwayError('BUFFER_UNAVAILABLE', `cannot reconnect to the buffer: ${(err as Error).message}`, true);
+        for (const q of batch) q.reject(e);
+        return;
+      }
+    }
     this.onBatch?.(batch.length);
     try {
       const results = await this.producer.sendBatch({
@@ -183,6 +217,7 @@ export class KafkajsPublisher implements Publisher {
         else q.resolve({ partition: q.partition, offset: b + i });
       }
     } catch (err) {
+      this.producerSuspect = true;
       this.opts.log.warn({ err: (err as Error).message, records: batch.length }, 'append failed');
       const e = new SpillwayError('BUFFER_UNAVAILABLE', `append failed: ${(err as Error).message}`, true, { ambiguous: true });
       for (const q of batch) q.reject(e);
