@@ -102,6 +102,15 @@ export function buildApp(deps: GatewayDeps): Express {
         apiKeyLoad = null;
       }));
   async function clientOf(req: IncomingMessage): Promise<{ id: string; name: string | null }> {
+    try {
+      return await identify(req);
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      log.warn({ err: (err as Error).message }, 'API key lookup failed');
+      throw new HttpError(503, 'QUOTAS_UNAVAILABLE', 'the key store is unavailable; retry shortly', {}, { 'retry-after': '1' });
+    }
+  }
+  async function identify(req: IncomingMessage): Promise<{ id: string; name: string | null }> {
     const given = req.headers['x-api-key'];
     if (typeof given === 'string' && given !== '') {
       if (Date.now() - apiKeyCache.at > 5000) await reloadApiKeys();
@@ -317,6 +326,9 @@ export function buildApp(deps: GatewayDeps): Express {
         ),
       );
       const failed = results.filter((r) => r.status === 'failed').length;
+      if (failed === results.length && results.every((r) => 'error' in r && r.error.code === 'UNKNOWN_TOPIC')) {
+        throw new HttpError(404, 'UNKNOWN_TOPIC', `topic ${topic} does not exist; create it first (any Kafka admin tool)`);
+      }
       const status = failed === 0 ? 202 : failed === results.length ? 503 : 207;
       count('topic_records', status);
       sendJson(res, status, JSON.stringify({ topic, accepted: results.length - failed, failed, results }), status === 503 ? { 'retry-after': '1' } : {});

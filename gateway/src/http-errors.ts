@@ -20,6 +20,7 @@ export class HttpError extends Error {
 const STATUS_BY_CODE: Record<string, number> = {
   BUFFER_UNAVAILABLE: 503,
   QUOTAS_UNAVAILABLE: 503,
+  UNKNOWN_TOPIC: 404,
 };
 
 export function toHttpError(err: unknown): HttpError {

@@ -148,6 +148,7 @@ export class KafkajsPublisher implements Publisher {
     try {
       n = await this.partitionsOf(record.topic);
     } catch (err) {
+      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') throw new SpillwayError('UNKNOWN_TOPIC', `topic ${record.topic} does not exist`, false);
       throw new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: ${(err as Error).message}`, true);
     }
     const partition = record.key !== null ? partitionForKey(record.key, n) : this.rr++ % n;

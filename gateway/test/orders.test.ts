@@ -413,6 +413,11 @@ describe('POST /v1/topics/:topic/records', () => {
     expect((await expectError(invalid, 400, 'VALIDATION_FAILED')).error.message).toContain('records');
     await expectError(await fetch(`${gw.url}/v1/topics/bad%20topic/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) }), 400, 'VALIDATION_FAILED');
   });
+
+  it('answers 404 UNKNOWN_TOPIC for a topic that does not exist (not a retryable 503)', async () => {
+    const res = await fetch(`${gw.url}/v1/topics/${unique('missing')}/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ value: 1 }] }) });
+    await expectError(res, 404, 'UNKNOWN_TOPIC');
+  });
 });
 
 describe('admin API', () => {
