@@ -120,10 +120,11 @@ export class Downstream {
     const c = this.d.config;
     const now = this.now();
     const ws = windowState(c, now);
-    const [ctl, factorRaw, cut] = await Promise.all([
+    const [ctl, factorRaw, cut, meta] = await Promise.all([
       this.d.redis.hgetall(controlKeys.control(this.name)),
       this.d.redis.get(controlKeys.aimd(this.name)),
       this.d.redis.exists(controlKeys.aimdCut(this.name)),
+      this.queue.getMeta(),
     ]);
     let factor = factorRaw === null ? 1 : Math.min(1, Math.max(0.05, Number(factorRaw)));
     // Additive increase: one process per second creeps the shared factor back up while no pushback arrives.
@@ -142,15 +143,21 @@ export class Downstream {
     m.windowState.set({ downstream: this.name }, paused ? 0 : 1);
     m.aimdFactor.set({ downstream: this.name }, factor);
     const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}`;
-    if (key === this.applied) return;
+    const limiter = limiterFor(effectiveRate, c.burst);
+    // The queue's own state in Redis must match too: after Redis loses data it holds no limit
+    // (BullMQ would then deliver unlimited) and no pause, whatever was applied before.
+    const inSync = paused ? meta.paused === true : meta.paused !== true && meta.max === limiter.max && meta.duration === limiter.duration;
+    if (key === this.applied && inSync) return;
     if (paused) {
       await this.queue.pause();
     } else {
-      const { max, duration } = limiterFor(effectiveRate, c.burst);
-      await this.queue.setGlobalRateLimit(max, duration);
-      if (this.applied === 'paused' || this.applied === '') await this.queue.resume();
+      await this.queue.setGlobalRateLimit(limiter.max, limiter.duration);
+      if (meta.paused === true) await this.queue.resume();
     }
-    this.d.log.info({ downstream: this.name, paused, effectiveRate, window: ws.window, manualPause, override, aimdFactor: factor }, 'delivery rate applied');
+    this.d.log.info(
+      { downstream: this.name, paused, effectiveRate, window: ws.window, manualPause, override, aimdFactor: factor, ...(key === this.applied ? { reapplied: true } : {}) },
+      key === this.applied ? 'delivery rate re-applied (queue state in Redis differed)' : 'delivery rate applied',
+    );
     this.applied = key;
   }
 

@@ -28,6 +28,8 @@ export interface LogConsumer {
   run(onBatch: (b: PartitionBatch) => Promise<void>, onAssignment: (partitions: number[]) => void): Promise<void>;
   /** Commits `nextOffset` (the first offset not yet done) for a partition. */
   commit(topic: string, partition: number, nextOffset: number): Promise<void>;
+  /** Fetches a partition again from `offset` (no commit); the batch in hand becomes stale. */
+  seek(topic: string, partition: number, offset: number): void;
   stop(): Promise<void>;
 }
 
@@ -98,6 +100,9 @@ export class KafkajsLogClient implements LogClient {
       },
       commit: async (t, partition, nextOffset) => {
         await c.commitOffsets([{ topic: t, partition, offset: String(nextOffset) }]);
+      },
+      seek: (t, partition, offset) => {
+        c.seek({ topic: t, partition, offset: String(offset) });
       },
       stop: async () => {
         await c.disconnect();

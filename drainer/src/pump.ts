@@ -8,6 +8,12 @@
  * commits only below the lowest offset still outstanding. Job ids are topic:partition:offset,
  * so pumping the same record again after a crash cannot create a second job while the first
  * still exists.
+ *
+ * Lost jobs: if Redis loses data (restarted without persistence, or the last second of an
+ * appendfsync-everysec AOF), jobs the pump handed over can vanish. Every few seconds the pump
+ * checks that the lowest outstanding offset of each partition still has its job (or is done);
+ * if not, it forgets that partition's outstanding offsets and fetches it again from there
+ * (job ids make the re-adds of surviving jobs no-ops), so the drain cannot stall for good.
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -47,6 +53,27 @@ export function toJob(r: LogRecord): DeliveryJob {
   return { orderId, body: r.value, topic: r.topic, partition: r.partition, offset: r.offset, acceptedAt };
 }
 
+/** How often the pump checks that its outstanding jobs still exist in BullMQ. */
+const LOST_CHECK_MS = 5000;
+
+/** Inserts `v` into the ascending array `a` unless present; returns whether it was inserted. */
+function insertSorted(a: number[], v: number): boolean {
+  if (a.length === 0 || v > a[a.length - 1]) {
+    a.push(v);
+    return true;
+  }
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  if (a[lo] === v) return false;
+  a.splice(lo, 0, v);
+  return true;
+}
+
 interface PartitionState {
   /** Ascending offsets handed to BullMQ and not known to be done. */
   outstanding: number[];
@@ -73,13 +100,24 @@ export class Pump {
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   private ticking: Promise<void> = Promise.resolve();
+  private tickBusy = false;
+  private lastLostCheck = Date.now();
+  /** Bumped per partition when it is fetched again, so a batch in hand from before stops. */
+  private readonly epochs = new Map<number, number>();
   pumped = 0;
 
   constructor(private readonly o: PumpOptions) {}
 
   async start(): Promise<void> {
     this.timer = setInterval(() => {
-      this.ticking = this.tick().catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'offset commit tick failed'));
+      // One tick at a time: while Redis is unreachable a tick can outlast the interval.
+      if (this.tickBusy) return;
+      this.tickBusy = true;
+      this.ticking = this.tick()
+        .catch((err: unknown) => this.o.log.warn({ err: (err as Error).message }, 'offset commit tick failed'))
+        .finally(() => {
+          this.tickBusy = false;
+        });
     }, 200);
     await this.o.consumer.run(
       (b) => this.onBatch(b),
@@ -97,10 +135,11 @@ export class Pump {
   }
 
   private async onBatch(b: PartitionBatch): Promise<void> {
-    let st = this.parts.get(b.partition);
+    const epoch = this.epochs.get(b.partition) ?? 0;
+    const current = () => b.isRunning() && !this.stopping && (this.epochs.get(b.partition) ?? 0) === epoch;
     let i = 0;
     while (i < b.records.length) {
-      if (!b.isRunning() || this.stopping) return;
+      if (!current()) return;
       const room = this.o.windowSize() - (await this.pending());
       if (room <= 0) {
         await b.heartbeat();
@@ -110,15 +149,17 @@ export class Pump {
       const chunk = b.records.slice(i, i + Math.min(room, 500));
       const jobs = chunk.map(toJob);
       await this.o.queue.addBulk(jobs.map((data) => ({ name: 'deliver', data, opts: { ...this.o.jobOptions, jobId: jobIdFor(data.topic, data.partition, data.offset) } })));
+      // Fetched again meanwhile: the new fetch tracks these offsets (their jobs now exist, so its re-adds are no-ops).
+      if (!current()) return;
+      let st = this.parts.get(b.partition);
       if (!st) {
         st = { outstanding: [], acceptedAt: new Map(), next: chunk[0].offset, committed: chunk[0].offset };
         this.parts.set(b.partition, st);
       }
       for (const j of jobs) {
-        st.outstanding.push(j.offset);
-        st.acceptedAt.set(j.offset, j.acceptedAt);
+        if (insertSorted(st.outstanding, j.offset)) st.acceptedAt.set(j.offset, j.acceptedAt);
       }
-      st.next = chunk[chunk.length - 1].offset + 1;
+      st.next = Math.max(st.next, chunk[chunk.length - 1].offset + 1);
       b.taken(chunk[chunk.length - 1].offset);
       this.pumped += chunk.length;
       i += chunk.length;
@@ -127,6 +168,10 @@ export class Pump {
 
   /** Learns which outstanding offsets are done and commits below the lowest one still pending. */
   async tick(): Promise<void> {
+    if (!this.stopping && Date.now() - this.lastLostCheck >= LOST_CHECK_MS) {
+      this.lastLostCheck = Date.now();
+      await this.recoverLost();
+    }
     for (const [partition, st] of this.parts) {
       if (st.outstanding.length > 0) {
         const lo = st.outstanding[0];
@@ -143,6 +188,28 @@ export class Pump {
         st.committed = commitTo;
         await this.o.redis.zremrangebyscore(doneKey(this.o.name, this.o.topic, partition), '-inf', commitTo - 1);
       }
+    }
+  }
+
+  /**
+   * A partition whose lowest outstanding offset has neither a job nor a done mark lost its jobs
+   * (Redis lost data): forget what is outstanding there and fetch it again from that offset.
+   * Commits stay at or below it meanwhile, so nothing is skipped; redeliveries keep their key.
+   */
+  private async recoverLost(): Promise<void> {
+    for (const [partition, st] of this.parts) {
+      const lo = st.outstanding[0];
+      if (lo === undefined) continue;
+      if ((await this.o.queue.getJob(jobIdFor(this.o.topic, partition, lo))) !== undefined) continue;
+      if ((await this.o.redis.zscore(doneKey(this.o.name, this.o.topic, partition), String(lo))) !== null) continue;
+      // Still ours and unchanged after the awaits?
+      if (this.parts.get(partition) !== st || st.outstanding[0] !== lo) continue;
+      this.o.log.warn({ downstream: this.o.name, partition, offset: lo, outstanding: st.outstanding.length }, 'jobs missing from the window (Redis lost data?): fetching the partition again');
+      this.epochs.set(partition, (this.epochs.get(partition) ?? 0) + 1);
+      st.outstanding = [];
+      st.acceptedAt.clear();
+      st.next = lo;
+      this.o.consumer.seek(this.o.topic, partition, lo);
     }
   }
 
