@@ -35,7 +35,8 @@ export const downstreamSchema = z.strictObject({
   url: z.string().url(),
   topic: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/).default('orders'),
   rate: z.number().positive().max(1_000_000),
-  burst: z.number().int().positive().max(100_000).default(20),
+  /** Deliveries allowed above the rate in any second; default max(20, 5% of the rate). */
+  burst: z.number().int().positive().max(100_000).optional(),
   timeoutMs: z.number().int().positive().max(600_000).default(5000),
   concurrency: z.number().int().positive().max(1000).default(50),
   /** Seconds of the permitted rate kept as pending jobs in BullMQ (the rest stays in the log). */
@@ -53,6 +54,11 @@ export const downstreamSchema = z.strictObject({
   group: z.string().optional(),
 });
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
+
+/** The burst in force: the configured one, or max(20, 5% of the rate). */
+export function burstOf(d: Pick<DownstreamConfig, 'burst'>, rate: number): number {
+  return d.burst ?? Math.max(20, Math.ceil(rate * 0.05));
+}
 
 export const downstreamsFileSchema = z.strictObject({ downstreams: z.array(downstreamSchema).min(1) });
 

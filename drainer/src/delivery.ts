@@ -20,7 +20,8 @@ export class HttpDelivery implements DeliveryClient {
     connections: number,
   ) {
     const u = new URL(url);
-    this.pool = new Pool(u.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    // undici's connect/headers/body timeouts bound every request (no per-request AbortSignal timer).
+    this.pool = new Pool(u.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
     this.path = `${u.pathname}${u.search}`;
   }
 
@@ -31,7 +32,6 @@ export class HttpDelivery implements DeliveryClient {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': orderId },
         body,
-        signal: AbortSignal.timeout(this.timeoutMs),
       });
       await res.body.dump();
       return classify(res.statusCode, res.headers['retry-after']);

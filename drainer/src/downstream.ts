@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/src/logger.ts';
 import { keys } from '../../lib/src/redis-keys.ts';
 import { CircuitBreaker } from './breaker.ts';
-import type { DownstreamConfig } from './config.ts';
+import { burstOf, type DownstreamConfig } from './config.ts';
 import type { DeliveryClient } from './delivery.ts';
 import type { LogClient } from './log-client.ts';
 import type { DrainerMetrics } from './metrics.ts';
@@ -27,6 +27,10 @@ const controlKeys = {
 };
 
 const DLQ_INDEX_CAP = 100_000;
+/** Most jobs pending in BullMQ per downstream, whatever the rate. */
+const MAX_WINDOW = 10_000;
+/** Order status hashes written here expire like the gateway's (7 days). */
+const ORDER_TTL_S = 7 * 86_400;
 
 export interface DownstreamDeps {
   config: DownstreamConfig;
@@ -91,7 +95,8 @@ export class Downstream {
       queue: this.queue,
       redis: this.d.redis,
       consumer: this.d.logClient.consumer(this.groupId, c.topic),
-      windowSize: () => Math.max(c.burst, Math.ceil(Math.max(this.state.effectiveRate, c.rate * 0.05) * c.windowSeconds), 10),
+      // A few seconds of the permitted rate, bounded: the backlog stays in the log, not in Redis.
+      windowSize: () => Math.min(MAX_WINDOW, Math.max(burstOf(c, c.rate), 10, Math.ceil(Math.max(this.state.effectiveRate, c.rate * 0.05) * c.windowSeconds))),
       jobOptions: {
         attempts: c.retry.attempts,
         backoff: { type: 'exponential', delay: c.retry.backoffMs, jitter: c.retry.jitter },
@@ -143,7 +148,7 @@ export class Downstream {
     m.windowState.set({ downstream: this.name }, paused ? 0 : 1);
     m.aimdFactor.set({ downstream: this.name }, factor);
     const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}`;
-    const limiter = limiterFor(effectiveRate, c.burst);
+    const limiter = limiterFor(effectiveRate, burstOf(c, effectiveRate));
     // The queue's own state in Redis must match too: after Redis loses data it holds no limit
     // (BullMQ would then deliver unlimited) and no pause, whatever was applied before.
     const inSync = paused ? meta.paused === true : meta.paused !== true && meta.max === limiter.max && meta.duration === limiter.duration;
@@ -182,6 +187,7 @@ export class Downstream {
         const now = String(Date.now());
         await Promise.all([
           this.d.redis.hset(keys.order(j.orderId), 'status', 'delivered', 'deliveredAt', now, `deliveredAt:${this.name}`, now, 'attempts', String(job.attemptsMade + 1)),
+          this.d.redis.expire(keys.order(j.orderId), ORDER_TTL_S),
           this.finish(j),
         ]);
         if (j.redrive) await this.d.redis.multi().zrem(controlKeys.dlqIndex(this.name), j.orderId).hdel(controlKeys.dlqItems(this.name), j.orderId).exec();
@@ -244,6 +250,7 @@ export class Downstream {
     await this.d.redis
       .multi()
       .hset(keys.order(j.orderId), 'status', 'dead_lettered', 'deadLetteredAt', String(at), 'reason', reason, 'attempts', String(attempts))
+      .expire(keys.order(j.orderId), ORDER_TTL_S)
       .zadd(controlKeys.dlqIndex(this.name), at, j.orderId)
       .hset(controlKeys.dlqItems(this.name), j.orderId, item)
       .exec();
