@@ -32,7 +32,12 @@ describe('docker-compose.yml', () => {
     expect(plain.code, plain.stderr).toBe(0);
     const kafka = await run('docker-compose', ['-f', file, '--profile', 'kafka', 'config']);
     expect(kafka.code, kafka.stderr).toBe(0);
-    expect(kafka.stdout.toString()).toContain('apache/kafka');
+    const out = kafka.stdout.toString();
+    expect(out).toContain('apache/kafka');
+    // The real Kafka answers under the embedded broker's name, so gateways and drainers need no change.
+    expect(out).toMatch(/aliases:\s*\n\s*- broker/);
+    expect(out).toContain('KAFKA_BROKERS: broker:9092');
+    expect(fs.readFileSync(path.join(repoRoot, '.env'), 'utf8')).toContain('COMPOSE_PROFILES=embedded');
   });
 });
 
