@@ -28,6 +28,15 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': 'off' },
   },
   {
+    // k6 scenarios: plain JavaScript for the k6 runtime (its globals; `export default function` is k6's API).
+    files: ['loadtest/scenarios/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', open: 'readonly', console: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' }] },
+  },
+  {
     // process.env is read only by config modules (and test/bench harnesses that spawn processes).
     files: ['**/src/**/*.ts'],
     ignores: ['**/src/config.ts', 'lib/src/config.ts', 'lib/src/testing/**'],

@@ -5,6 +5,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ main: (a
   drainer: { summary: 'deliver buffered orders to downstreams at their rate', load: () => import('../drainer/src/main.ts') },
   downstream: { summary: 'run the slow-downstream simulator', load: () => import('../loadtest/src/downstream/main.ts') },
   up: { summary: 'run the whole stack on this machine (broker, gateway, drainer, simulator, Redis)', load: () => import('./up.ts') },
+  loadtest: { summary: 'run a k6 load scenario here, verify the run end to end, write an HTML report', load: () => import('../loadtest/src/main.ts') },
 };
 
 function usage(): string {
