@@ -1,35 +1,59 @@
 /**
- * `npm run bench:broker`: durable-append and read-back throughput of the buffer broker, side by
- * side with Redis Streams measured in the same run on the same machine and disk.
+ * `npm run bench:broker`: durable-append and read-back throughput of the buffer broker, and
+ * end-to-end throughput and latency through consumer groups, side by side with Redis Streams and
+ * NATS JetStream measured in the same run on the same machine and disk.
  *
- * What is measured, and why:
- * - kcat (librdkafka, C) produces N records of 300 bytes with acks=-1 to a 12-partition topic on
- *   a broker running with --fsync always, then reads them all back. A C client is cheap, so these
- *   figures are the broker's own limits. Wall time is spawn-to-exit: kcat -P exits only once
- *   every message is acknowledged, i.e. durable; kcat -C -e exits at the end of every partition.
- *   Ending with -e costs one empty long poll (fetch.wait.max.ms, 500 ms), so the topic is read a
- *   second time with -c N (exit at the N-th record) to show that fixed cost; that row is info.
- * - kafkajs (what Spillway itself uses) produces another N records: several producers, several
- *   send() calls of 1,000 records in flight each, in one process by default (kafkajs encodes in
- *   JS, so a process tops out near one core; BENCH_KAFKAJS_PROCESSES spreads the producers).
- *   Per-send latency gives the produce p50/p99. kafkajs cannot consume without consumer groups,
- *   which this broker does not serve yet (issue 3), so that topic is read back with kcat: it
- *   verifies the data, and the kafkajs consumer figure is reported as n/a.
- * - Redis, the alternative being argued against: redis-server with appendonly yes and
- *   appendfsync always, XADD of the same payloads pipelined 1,000 per round trip, then XRANGE
- *   back 1,000 per request (bench/lib/resp.ts, a minimal pipelining client). Every ratio is
- *   taken against these same-run figures, never against a remembered number.
- * - The broker's RSS is sampled every 100 ms for its whole life (plus the kernel's VmHWM); CPU
- *   use of broker, bench and machine is printed per phase, to show which side was the limit.
- * Every read-back checks that each record index came back exactly once, and after each produce
- * the broker's log end offsets must add up to N. MB = 10^6 payload bytes.
+ * Phases (BENCH_PHASES, comma list; default all, always run in this order):
+ * - redis: the Redis reference, redis-server with appendonly yes and appendfsync always. XADD of
+ *   the same payloads pipelined 1,000 per round trip (each awaited), then XRANGE back 1,000 per
+ *   request, with ioredis (the project's Redis client; bench/lib/redis-ioredis.ts) on a fresh
+ *   server: these are the figures every ratio and target is taken against. The same again with
+ *   a minimal raw-RESP pipelining client (bench/lib/resp.ts) on another fresh server: printed as
+ *   info rows, the best case a client could get out of Redis.
+ * - kcat: kcat (librdkafka, C) produces N records of 300 bytes with acks=-1 to a 12-partition
+ *   topic on a broker running with --fsync always, then reads them all back. A C client is cheap,
+ *   so these figures are the broker's own limits. Wall time is spawn-to-exit: kcat -P exits only
+ *   once every message is acknowledged, i.e. durable; kcat -C -e exits at the end of every
+ *   partition (found by one empty poll of fetch.wait.max.ms, tuned to 20 ms, see
+ *   KCAT_CONSUME_SETTINGS), and the topic is read a second time with -c N (exit at the N-th
+ *   record) to show that end-detection cost; that row is info.
+ * - kafkajs: kafkajs (what Spillway itself uses) produces another N records: several producers,
+ *   several send() calls of 1,000 records in flight each, in one process by default (kafkajs
+ *   encodes in JS, so a process tops out near one core; BENCH_KAFKAJS_PROCESSES spreads the
+ *   producers). Per-send latency gives the produce p50/p99. That topic is read back with kcat.
+ * - group: end to end through a consumer group (bench/lib/e2e.ts): kcat produces N records
+ *   (acks=-1, fsync on) while a 3-member kafkajs group (eachBatch, offsets committed after each
+ *   batch) consumes them; then again with a producer paced at half the end-to-end rate just
+ *   measured. Each record carries its send time, so the consumers measure produce-to-consume
+ *   latency per record. The producer is kcat because a kafkajs producer would take a core of
+ *   this 2-core machine by itself: the broker, not the client, should be what is measured.
+ * - redis-group: the same through Redis Streams: XADD pipelined 1,000 at a time (raw RESP
+ *   client, appendfsync always; ioredis would make the producer, not Redis, the limit) while 3
+ *   consumers (ioredis) XREADGROUP COUNT 1000 BLOCK 100 and XACK each batch; full, then half.
+ * - jetstream: the same through NATS JetStream: a private nats-server -js on a free port, a
+ *   file-storage stream, async publishes (1,000 in flight, acks awaited per window; done as Go's
+ *   PublishAsync does, since nats.js's js.publish() would be the limit), a durable pull consumer
+ *   that 3 members fetch from 1,000 at a time, acking each batch. nats-server 2.9 does not fsync
+ *   per message, so its acks promise less than Spillway's and Redis's.
+ * In every end-to-end phase the 3 members share one consumer process by default
+ * (BENCH_GROUP_CONSUMER_PROCESSES), apart from the bench process that produces, so on 2 cores
+ * the consumers get at most one and the server keeps the other. Half-speed runs produce
+ * min(N, rate x BENCH_HALF_SPEED_MAX_S) records, so a slow reference cannot stretch the run.
+ * The broker's RSS is sampled every 100 ms for its whole life (plus the kernel's VmHWM); CPU use
+ * of server (all threads), clients and machine is printed per phase, to show which side was the
+ * limit. Every read-back checks that each record index came back exactly once (across the whole
+ * group in end-to-end phases), and after each produce the broker's log end offsets must add up
+ * to what was produced. MB = 10^6 payload bytes.
  *
- * Settings (env): BENCH_RECORDS (default 1000000), BENCH_KAFKAJS_PROCESSES (1),
- * BENCH_KAFKAJS_PRODUCERS (4 per process), BENCH_KAFKAJS_IN_FLIGHT (2 per producer),
- * BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE (1000), BENCH_PHASE_TIMEOUT_S (900),
- * BENCH_KCAT (kcat), BENCH_REDIS_SERVER (/usr/bin/redis-server).
- * Exit status: 0 when every phase ran and every read-back was exact (targets are reported, not
- * enforced), 1 otherwise. Results also go to bench/out/broker-<timestamp>.json.
+ * Settings (env): BENCH_RECORDS (default 1000000), BENCH_PHASES (all: redis,kcat,kafkajs,group,
+ * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (1), BENCH_KAFKAJS_PRODUCERS (4 per process),
+ * BENCH_KAFKAJS_IN_FLIGHT (2 per producer), BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE
+ * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1),
+ * BENCH_GROUP_COMMIT_INTERVAL_MS (0: kafkajs commits after every batch; n: at most every n ms),
+ * BENCH_HALF_SPEED_MAX_S (30), BENCH_PHASE_TIMEOUT_S (900), BENCH_KCAT (kcat), BENCH_REDIS_SERVER
+ * (/usr/bin/redis-server), BENCH_NATS_SERVER (/usr/sbin/nats-server).
+ * Exit status: 0 when every selected phase ran and every read-back was exact (targets are
+ * reported, not enforced), 1 otherwise. Results also go to bench/out/broker-<timestamp>.json.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,35 +61,59 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuUse, type CpuUse } from './lib/cpu.ts';
+import { runEndToEnd, type E2eOptions, type E2eRun } from './lib/e2e.ts';
+import { E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
 import { createTopics } from './lib/kafkajs-produce.ts';
-import { KCAT_PRODUCE_SETTINGS, kcatConsume, kcatProduce, verifyReadBack } from './lib/kcat.ts';
+import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, kcatConsume, kcatProduce, verifyReadBack } from './lib/kcat.ts';
 import { BenchError, Cleanup, makeTempDir, startBroker, startRedis, type BrokerProcess } from './lib/procs.ts';
-import { phaseMetrics, scrape, sumOf, type PhaseMetrics } from './lib/prom.ts';
+import { phaseMetrics, scrape, sumOf, type PhaseMetrics, type Sample } from './lib/prom.ts';
 import { RECORD_BYTES, writeLinesFile, type ReadBackSummary } from './lib/records.ts';
-import { redisAppend, redisReadBack } from './lib/redis-streams.ts';
-import { comparisonTable, fmt, latency, limitRow, ratioRow, throughput, writeJson, type Comparison, type Latency, type Throughput } from './lib/report.ts';
+import { connectIoredis, ioredisAppend, ioredisReadBack, ioredisServerVersion } from './lib/redis-ioredis.ts';
+import { redisAppend, redisReadBack, type RedisAppendResult, type RedisReadResult } from './lib/redis-streams.ts';
+import { comparisonTable, fmt, latency, limitRow, missingRow, ratioRow, throughput, writeJson, type Comparison, type Latency, type Throughput } from './lib/report.ts';
 import { RespClient } from './lib/resp.ts';
 import { readRss, RssSampler } from './lib/rss.ts';
 
 const PARTITIONS = 12;
-const TARGETS = { kcatProduceVsXadd: 4, kcatReadVsXrange: 5, kafkajsProduceVsXadd: 2, brokerRssMb: 300 } as const;
-/** Durable XADDs/s the issue measured on this machine; printed for context, never compared. */
-const ISSUE_REDIS_APPENDS_PER_SEC = 41_000;
+const TARGETS = {
+  kcatProduceVsXadd: 4,
+  kcatReadVsXrange: 5,
+  kafkajsProduceVsXadd: 2,
+  brokerRssMb: 300,
+  groupVsRedisGroup: 1.5,
+  groupVsJetStream: 4,
+  groupHalfSpeedP99Ms: 50,
+} as const;
+/** Figures the issue measured on this machine; printed for context, never compared. */
+const ISSUE_FIGURES = { redisAppendsPerSec: 41_000, redisGroupReadPerSec: '71,000-112,000', jetstreamPublishesPerSec: 12_800, jetstreamReadsPerSec: 31_600 } as const;
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(BENCH_DIR, '..');
 const OUT_DIR = path.join(BENCH_DIR, 'out');
 
+const PHASES = ['redis', 'kcat', 'kafkajs', 'group', 'redis-group', 'jetstream'] as const;
+type Phase = (typeof PHASES)[number];
+
 interface Settings {
   records: number;
+  phases: ReadonlySet<Phase>;
   kafkajsProcesses: number;
   kafkajsProducers: number;
   kafkajsInFlight: number;
   kafkajsBatch: number;
   redisPipeline: number;
+  groupMembers: number;
+  groupConsumerProcesses: number;
+  groupCommitIntervalMs: number;
+  halfSpeedMaxS: number;
   phaseTimeoutMs: number;
   kcat: string;
   redisServer: string;
+  natsServer: string;
+}
+
+function isPhase(p: string): p is Phase {
+  return (PHASES as readonly string[]).includes(p);
 }
 
 function readSettings(env: NodeJS.ProcessEnv): Settings {
@@ -80,16 +128,28 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     }
     return n;
   };
+  const phases = new Set<Phase>();
+  const rawPhases = (env.BENCH_PHASES ?? '').trim();
+  for (const p of rawPhases === '' ? PHASES : rawPhases.split(',').map((x) => x.trim())) {
+    if (isPhase(p)) phases.add(p);
+    else problems.push(`BENCH_PHASES: unknown phase '${p}' (known: ${PHASES.join(', ')})`);
+  }
   const settings: Settings = {
     records: int('BENCH_RECORDS', 1_000_000, 1, 100_000_000),
+    phases,
     kafkajsProcesses: int('BENCH_KAFKAJS_PROCESSES', 1, 1, 32),
     kafkajsProducers: int('BENCH_KAFKAJS_PRODUCERS', 4, 1, 64),
     kafkajsInFlight: int('BENCH_KAFKAJS_IN_FLIGHT', 2, 1, 64),
     kafkajsBatch: int('BENCH_KAFKAJS_BATCH', 1000, 1, 100_000),
     redisPipeline: int('BENCH_REDIS_PIPELINE', 1000, 1, 100_000),
+    groupMembers: int('BENCH_GROUP_MEMBERS', 3, 1, 12),
+    groupConsumerProcesses: int('BENCH_GROUP_CONSUMER_PROCESSES', 1, 1, 12),
+    groupCommitIntervalMs: int('BENCH_GROUP_COMMIT_INTERVAL_MS', 0, 0, 3_600_000),
+    halfSpeedMaxS: int('BENCH_HALF_SPEED_MAX_S', 30, 1, 86_400),
     phaseTimeoutMs: int('BENCH_PHASE_TIMEOUT_S', 900, 10, 86_400) * 1000,
     kcat: env.BENCH_KCAT ?? 'kcat',
     redisServer: env.BENCH_REDIS_SERVER ?? '/usr/bin/redis-server',
+    natsServer: env.BENCH_NATS_SERVER ?? '/usr/sbin/nats-server',
   };
   if (problems.length > 0) throw new BenchError('BAD_SETTINGS', `bad settings:\n  ${problems.join('\n  ')}`);
   return settings;
@@ -100,6 +160,11 @@ function kafkajsShape(s: Settings): string {
   return `${procs} x ${s.kafkajsProducers} producers x ${s.kafkajsInFlight} sends in flight, ${s.kafkajsBatch} records/send`;
 }
 
+function groupShape(s: Settings): string {
+  const procs = s.groupConsumerProcesses === 1 ? 'one consumer process' : `${Math.min(s.groupConsumerProcesses, s.groupMembers)} consumer processes`;
+  return `${s.groupMembers} members in ${procs}`;
+}
+
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -108,56 +173,120 @@ function describe(label: string, t: Throughput): string {
   return `${label}: ${fmt(t.records)} records in ${fmt(t.ms / 1000, 2)} s = ${fmt(t.recordsPerSec)} records/s, ${fmt(t.mbPerSec, 1)} MB/s`;
 }
 
+/** Server CPU time per record: unlike rates, hardly moved by other work competing for the cores. */
+function usPerRecord(cpuMs: number, records: number): number {
+  return (cpuMs * 1000) / records;
+}
+
 function requireComplete(label: string, check: ReadBackSummary): void {
   if (!check.ok) throw new BenchError('READ_BACK_INCOMPLETE', `${label}: read-back is not exact: ${JSON.stringify(check)}`);
 }
 
-interface RedisFigures {
-  version: string;
+// ---------------------------------------------------------------- Redis reference (phase redis)
+
+interface RedisClientFigures {
+  client: string;
   append: Throughput;
   appendLatency: Latency;
   read: Throughput;
   readRequests: number;
   readCheck: ReadBackSummary;
+  /** redis-server CPU time per record (us) while appending and while reading. */
+  serverUsPerRecord: { append: number; read: number };
   peakRssBytes: number;
 }
 
-async function redisVersion(client: RespClient): Promise<string> {
-  const info = await client.command(['INFO', 'server']);
-  const text = Buffer.isBuffer(info) ? info.toString('latin1') : '';
-  return /redis_version:(\S+)/.exec(text)?.[1] ?? 'unknown';
+interface RedisFigures {
+  version: string;
+  /** The reference: ioredis. */
+  ioredis: RedisClientFigures;
+  /** Info: the raw RESP client, the best case a client could get. */
+  raw: RedisClientFigures;
+}
+
+/** Runs `fn` and returns its result with the CPU time `pid` spent meanwhile (ms). */
+async function withServerCpu<T>(pid: number, fn: () => Promise<T>): Promise<{ result: T; cpuMs: number }> {
+  const c0 = cpuMark(pid);
+  const t0 = performance.now();
+  const result = await fn();
+  return { result, cpuMs: cpuUse(c0, cpuMark(pid), performance.now() - t0).brokerCpuMs };
+}
+
+async function measureRedisClient(
+  s: Settings,
+  client: string,
+  pid: number,
+  append: () => Promise<RedisAppendResult>,
+  readBack: () => Promise<RedisReadResult>,
+): Promise<RedisClientFigures> {
+  const a = await withServerCpu(pid, append);
+  const r = await withServerCpu(pid, readBack);
+  requireComplete(`redis XRANGE (${client})`, r.result.check);
+  const f: RedisClientFigures = {
+    client,
+    append: throughput(s.records, a.result.ms),
+    appendLatency: latency(a.result.latenciesMs),
+    read: throughput(s.records, r.result.ms),
+    readRequests: r.result.requests,
+    readCheck: r.result.check,
+    serverUsPerRecord: { append: usPerRecord(a.cpuMs, s.records), read: usPerRecord(r.cpuMs, s.records) },
+    peakRssBytes: readRss(pid)?.hwmBytes ?? 0,
+  };
+  say(
+    `${describe(`redis XADD, ${client} (pipelines of ${s.redisPipeline})`, f.append)}; pipeline round trip p50 ${fmt(f.appendLatency.p50Ms, 1)} ms, p99 ${fmt(f.appendLatency.p99Ms, 1)} ms; ` +
+      `${fmt(f.serverUsPerRecord.append, 1)} us of redis-server CPU per record`,
+  );
+  say(`${describe(`redis XRANGE, ${client} (COUNT 1000)`, f.read)}; ${f.readRequests} requests, every record back exactly once; ${fmt(f.serverUsPerRecord.read, 1)} us of redis-server CPU per record`);
+  return f;
 }
 
 async function runRedis(s: Settings, cleanup: Cleanup): Promise<RedisFigures> {
-  const redis = await startRedis({ cleanup, binary: s.redisServer });
-  const client = await RespClient.connect(redis.port);
-  cleanup.add('redis client', () => client.close());
-  const version = await redisVersion(client);
-  say(`redis-server ${version} on port ${redis.port} (appendonly yes, appendfsync always, save '', dir ${redis.dir})`);
   const key = 'spillway-bench';
-  const a = await redisAppend(client, key, s.records, s.redisPipeline);
-  const append = throughput(s.records, a.ms);
-  const appendLatency = latency(a.latenciesMs);
-  say(`${describe(`redis XADD (pipelines of ${s.redisPipeline})`, append)}; pipeline round trip p50 ${fmt(appendLatency.p50Ms, 1)} ms, p99 ${fmt(appendLatency.p99Ms, 1)} ms`);
-  const r = await redisReadBack(client, key, s.records, 1000);
-  requireComplete('redis XRANGE', r.check);
-  const read = throughput(s.records, r.ms);
-  say(`${describe('redis XRANGE (COUNT 1000)', read)}; ${r.requests} requests, every record back exactly once`);
-  const peakRssBytes = readRss(redis.pid)?.hwmBytes ?? 0;
+  // One fresh server per client, so neither measurement inherits the other's AOF.
+  const a = await startRedis({ cleanup, binary: s.redisServer });
+  const io = await connectIoredis(a.port, 'spillway-bench');
+  cleanup.add('ioredis client', () => void io.disconnect());
+  const version = await ioredisServerVersion(io);
+  say(`redis-server ${version} (appendonly yes, appendfsync always, save ''), a fresh server per client; ratios and targets use the ioredis figures`);
+  const ioredis = await measureRedisClient(
+    s,
+    'ioredis',
+    a.pid,
+    () => ioredisAppend(io, key, s.records, s.redisPipeline),
+    () => ioredisReadBack(io, key, s.records, 1000),
+  );
+  io.disconnect();
+  await a.stop();
+
+  const b = await startRedis({ cleanup, binary: s.redisServer });
+  const client = await RespClient.connect(b.port);
+  cleanup.add('redis client', () => client.close());
+  const raw = await measureRedisClient(
+    s,
+    'raw RESP (best-case client)',
+    b.pid,
+    () => redisAppend(client, key, s.records, s.redisPipeline),
+    () => redisReadBack(client, key, s.records, 1000),
+  );
   await client.close();
-  await redis.stop();
-  return { version, append, appendLatency, read, readRequests: r.requests, readCheck: r.check, peakRssBytes };
+  await b.stop();
+  return { version, ioredis, raw };
 }
+
+// ---------------------------------------------------------------- broker phases
 
 type KcatRead = Throughput & { command: string; bytes: number; check: ReadBackSummary; broker: PhaseMetrics; cpu: CpuUse };
 type Measured<T> = { result: T; broker: PhaseMetrics; cpu: CpuUse };
+type GroupRun = E2eRun & { broker: PhaseMetrics };
 
 interface BrokerFigures {
-  kcatProduce: Throughput & { command: string; broker: PhaseMetrics; cpu: CpuUse };
-  kcatRead: KcatRead;
-  kcatReadCount: KcatRead;
-  kafkajsProduce: Throughput & { sends: number; latency: Latency; broker: PhaseMetrics; cpu: CpuUse; producerCores: number };
-  kafkajsTopicRead: KcatRead;
+  kcatProduce?: Throughput & { command: string; broker: PhaseMetrics; cpu: CpuUse };
+  kcatRead?: KcatRead;
+  kcatReadCount?: KcatRead;
+  kafkajsProduce?: Throughput & { sends: number; latency: Latency; broker: PhaseMetrics; cpu: CpuUse; producerCores: number };
+  kafkajsTopicRead?: KcatRead;
+  groupFull?: GroupRun;
+  groupHalf?: GroupRun;
   rss: { peakSampledBytes: number; hwmBytes: number; samples: number; perPhaseBytes: Record<string, number> };
   problems: string[];
   stop: string;
@@ -171,6 +300,7 @@ interface PhaseContext {
   inputFile: string;
   readFile: string;
   cleanup: Cleanup;
+  rss: RssSampler;
   measure: <T>(phase: string, fn: () => Promise<T>) => Promise<Measured<T>>;
 }
 
@@ -188,11 +318,18 @@ async function verifyLogEnd(broker: BrokerProcess, topic: string, expected: numb
   if (end !== expected) throw new BenchError('LOG_END_MISMATCH', `${topic}: log end offsets add up to ${end}, expected ${expected}`);
 }
 
+function printCpu(phase: string, cpu: CpuUse, records: number): void {
+  say(
+    `  cpu during ${phase}: broker ${fmt(cpu.brokerCores, 2)} cores (${fmt(usPerRecord(cpu.brokerCpuMs, records), 1)} us of broker CPU per record), ` +
+      `bench process ${fmt(cpu.benchCores, 2)} cores, machine ${fmt(cpu.machineBusyFraction * 100)}% busy (${os.cpus().length} cores)`,
+  );
+}
+
 /**
  * Runs one phase between two metric scrapes and two CPU marks (the scrapes stay outside the
  * timed window), attributing RSS samples to it. The broker must be alive before and after.
  */
-function phaseMeasurer(broker: BrokerProcess, rss: RssSampler) {
+function phaseMeasurer(broker: BrokerProcess, rss: RssSampler, records: number) {
   return async <T>(phase: string, fn: () => Promise<T>): Promise<Measured<T>> => {
     ensureAlive(broker);
     rss.enter(phase);
@@ -206,12 +343,12 @@ function phaseMeasurer(broker: BrokerProcess, rss: RssSampler) {
     rss.enter('idle');
     ensureAlive(broker);
     const cpu = cpuUse(c0, c1, wallMs);
-    say(`  cpu during ${phase}: broker ${fmt(cpu.brokerCores, 2)} cores, bench process ${fmt(cpu.benchCores, 2)} cores, machine ${fmt(cpu.machineBusyFraction * 100)}% busy (${os.cpus().length} cores)`);
+    printCpu(phase, cpu, records);
     return { result, broker: phaseMetrics(before, after), cpu };
   };
 }
 
-async function kcatProducePhase(c: PhaseContext): Promise<BrokerFigures['kcatProduce']> {
+async function kcatProducePhase(c: PhaseContext): Promise<NonNullable<BrokerFigures['kcatProduce']>> {
   const m = await c.measure('kcat produce', () => kcatProduce({ kcat: c.s.kcat, bootstrap: c.bootstrap, topic: KCAT_TOPIC, inputFile: c.inputFile, timeoutMs: c.s.phaseTimeoutMs }));
   await verifyLogEnd(c.broker, KCAT_TOPIC, c.s.records);
   const t = throughput(c.s.records, m.result.ms);
@@ -228,7 +365,7 @@ async function kcatReadPhase(c: PhaseContext, topic: string, until: 'eof' | 'cou
   return { ...t, command: m.result.command, bytes: v.bytes, check: v.check, broker: m.broker, cpu: m.cpu };
 }
 
-async function kafkajsProducePhase(c: PhaseContext): Promise<BrokerFigures['kafkajsProduce']> {
+async function kafkajsProducePhase(c: PhaseContext): Promise<NonNullable<BrokerFigures['kafkajsProduce']>> {
   const { s } = c;
   const fleet = { bootstrap: c.bootstrap, topic: KAFKAJS_TOPIC, records: s.records, processes: s.kafkajsProcesses, producersPerProcess: s.kafkajsProducers };
   const m = await c.measure('kafkajs produce', () =>
@@ -243,6 +380,115 @@ async function kafkajsProducePhase(c: PhaseContext): Promise<BrokerFigures['kafk
   return { ...t, sends: m.result.latenciesMs.length, latency: lat, broker: m.broker, cpu: m.cpu, producerCores };
 }
 
+// ---------------------------------------------------------------- end-to-end phases
+
+function e2eOptions(s: Settings, cleanup: Cleanup, label: string, records: number, ratePerSec: number | null): E2eOptions {
+  return { label, records, ratePerSec, members: s.groupMembers, consumerProcesses: s.groupConsumerProcesses, timeoutMs: s.phaseTimeoutMs, cleanup };
+}
+
+/** Half of the full-speed end-to-end rate, and how many records that run produces. */
+function halfSpeed(s: Settings, full: E2eRun): { rate: number; records: number } {
+  const rate = Math.max(1, Math.round(full.endToEnd.recordsPerSec / 2));
+  return { rate, records: Math.min(s.records, Math.max(1, Math.round(rate * s.halfSpeedMaxS))) };
+}
+
+function reportE2e(system: string, r: E2eRun): void {
+  requireComplete(r.label, r.check);
+  const c = r.cpu;
+  say(
+    `  cpu during ${r.label}: ${system} ${fmt(c.serverCores, 2)} cores (${fmt(usPerRecord(c.serverCpuMs, r.records), 1)} us per record), producer ${fmt(c.producerCores, 2)}, consumer process(es) ${fmt(c.consumerCores, 2)}, ` +
+      `bench process ${fmt(c.benchCores, 2)}, machine ${fmt(c.machineBusyFraction * 100)}% busy`,
+  );
+  const l = r.latency;
+  const pace = r.targetRatePerSec === null ? 'unpaced' : `paced at ${fmt(r.targetRatePerSec)}/s`;
+  say(
+    `${r.label} (${pace}): ${fmt(r.records)} records; produce ${fmt(r.produce.recordsPerSec)}/s (${fmt(r.produce.ms / 1000, 2)} s), ` +
+      `end-to-end ${fmt(r.endToEnd.recordsPerSec)}/s (${fmt(r.endToEnd.ms / 1000, 2)} s); produce-to-consume p50 ${fmt(l.p50Ms, 1)} ms, p99 ${fmt(l.p99Ms, 1)} ms, max ${fmt(l.maxMs, 1)} ms; ` +
+      `${fmt(r.deliveries)} deliveries, every record consumed exactly once; the group took ${fmt(r.groupStartMs / 1000, 2)} s to start`,
+  );
+}
+
+async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: GroupRun }> {
+  const run = async (label: string, rssPhase: string, topic: string, records: number, rate: number | null): Promise<GroupRun> => {
+    let before: Sample[] = [];
+    let after: Sample[] = [];
+    const window = {
+      start: async () => {
+        ensureAlive(c.broker);
+        c.rss.enter(rssPhase);
+        before = await scrape(c.broker.metricsPort);
+      },
+      end: async () => {
+        after = await scrape(c.broker.metricsPort);
+        c.rss.enter('idle');
+        ensureAlive(c.broker);
+      },
+    };
+    const r = await runEndToEnd({ ...e2eOptions(c.s, c.cleanup, label, records, rate), window }, () =>
+      spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commitIntervalMs: c.s.groupCommitIntervalMs }),
+    );
+    await verifyLogEnd(c.broker, topic, records);
+    reportE2e('broker', r);
+    const m = phaseMetrics(before, after);
+    say(
+      `  broker-side: ${fmt(m.produceRequests)} Produce requests (p99 ${fmt(m.produceP99Ms, 1)} ms), ${fmt(m.fetchRequests)} Fetch requests (p50 ${fmt(m.fetchP50Ms, 1)} ms, p99 ${fmt(m.fetchP99Ms, 1)} ms), ` +
+        `${fmt(m.offsetCommitRequests)} OffsetCommit requests (p50 ${fmt(m.offsetCommitP50Ms, 1)} ms, p99 ${fmt(m.offsetCommitP99Ms, 1)} ms), ${fmt(m.fsyncRounds)} log fsync rounds (p99 ${fmt(m.fsyncP99Ms, 1)} ms)`,
+    );
+    const split = r.latencySplit;
+    if (split) {
+      say(
+        `  latency split at the record's CreateTime (kcat's clock, ms resolution): bench pipe -> kcat p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
+          `kcat (incl. librdkafka's queue) -> consumer p50 ${fmt(split.clientToConsumer.p50Ms, 1)} ms, p99 ${fmt(split.clientToConsumer.p99Ms, 1)} ms`,
+      );
+    }
+    return { ...r, broker: m };
+  };
+  const full = await run('spillway group e2e, full speed', 'group e2e full', 'bench-group-full', c.s.records, null);
+  const h = halfSpeed(c.s, full);
+  const half = await run('spillway group e2e, half speed', 'group e2e half', 'bench-group-half', h.records, h.rate);
+  return { full, half };
+}
+
+interface ReferenceE2e {
+  version: string;
+  full: E2eRun;
+  half: E2eRun;
+}
+
+async function redisGroupPhase(s: Settings, cleanup: Cleanup): Promise<ReferenceE2e> {
+  let version = 'unknown';
+  const setup = async () => {
+    const r = await redisGroupSetup({ redisServer: s.redisServer, cleanup });
+    version = r.version;
+    return r;
+  };
+  const full = await runEndToEnd(e2eOptions(s, cleanup, 'redis streams group e2e, full speed', s.records, null), setup);
+  say(`redis-server ${version}, a fresh server per run (appendonly yes, appendfsync always)`);
+  reportE2e('redis-server', full);
+  const h = halfSpeed(s, full);
+  const half = await runEndToEnd(e2eOptions(s, cleanup, 'redis streams group e2e, half speed', h.records, h.rate), setup);
+  reportE2e('redis-server', half);
+  return { version, full, half };
+}
+
+async function jetstreamPhase(s: Settings, cleanup: Cleanup): Promise<ReferenceE2e> {
+  let version = 'unknown';
+  const setup = async () => {
+    const r = await jetstreamSetup({ natsServer: s.natsServer, cleanup, members: s.groupMembers });
+    version = r.version;
+    return r;
+  };
+  const full = await runEndToEnd(e2eOptions(s, cleanup, 'nats jetstream e2e, full speed', s.records, null), setup);
+  say(`nats-server ${version} -js, a fresh server and store per run (file storage)`);
+  reportE2e('nats-server', full);
+  const h = halfSpeed(s, full);
+  const half = await runEndToEnd(e2eOptions(s, cleanup, 'nats jetstream e2e, half speed', h.records, h.rate), setup);
+  reportE2e('nats-server', half);
+  return { version, full, half };
+}
+
+// ---------------------------------------------------------------- the broker's run
+
 async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup): Promise<BrokerFigures> {
   const broker = await startBroker({ fsync: 'always', logLevel: 'info', cleanup });
   const rss = new RssSampler(broker.pid, 100);
@@ -250,73 +496,186 @@ async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup): Prom
   cleanup.add('rss sampler', () => rss.stop());
   const bootstrap = `127.0.0.1:${broker.port}`;
   say(`broker pid ${broker.pid} on ${bootstrap} (metrics :${broker.metricsPort}, --fsync always, data ${broker.dataDir})`);
-  await createTopics(bootstrap, [KCAT_TOPIC, KAFKAJS_TOPIC], PARTITIONS);
+  const topics = [...(s.phases.has('kcat') ? [KCAT_TOPIC] : []), ...(s.phases.has('kafkajs') ? [KAFKAJS_TOPIC] : [])];
+  if (topics.length > 0) await createTopics(bootstrap, topics, PARTITIONS);
   const readFile = path.join(path.dirname(inputFile), 'read-back.txt');
-  const c: PhaseContext = { s, broker, bootstrap, inputFile, readFile, cleanup, measure: phaseMeasurer(broker, rss) };
+  const c: PhaseContext = { s, broker, bootstrap, inputFile, readFile, cleanup, rss, measure: phaseMeasurer(broker, rss, s.records) };
 
-  const kcatProduceF = await kcatProducePhase(c);
-  const kcatRead = await kcatReadPhase(c, KCAT_TOPIC, 'eof', 'kcat read-back (-e)');
-  const kcatReadCount = await kcatReadPhase(c, KCAT_TOPIC, 'count', 'kcat read-back (-c N: exits at the N-th record)');
-  const kafkajsProduce = await kafkajsProducePhase(c);
-  const kafkajsTopicRead = await kcatReadPhase(c, KAFKAJS_TOPIC, 'eof', 'kafkajs topic read-back (kcat -e)');
+  const f: Partial<BrokerFigures> = {};
+  if (s.phases.has('kcat')) {
+    f.kcatProduce = await kcatProducePhase(c);
+    f.kcatRead = await kcatReadPhase(c, KCAT_TOPIC, 'eof', 'kcat read-back (-e)');
+    f.kcatReadCount = await kcatReadPhase(c, KCAT_TOPIC, 'count', 'kcat read-back (-c N: exits at the N-th record)');
+  }
+  if (s.phases.has('kafkajs')) {
+    f.kafkajsProduce = await kafkajsProducePhase(c);
+    f.kafkajsTopicRead = await kcatReadPhase(c, KAFKAJS_TOPIC, 'eof', 'kafkajs topic read-back (kcat -e)');
+  }
+  if (s.phases.has('group')) {
+    const g = await groupPhase(c);
+    f.groupFull = g.full;
+    f.groupHalf = g.half;
+  }
   rss.stop();
   const hwmBytes = Math.max(readRss(broker.pid)?.hwmBytes ?? 0, rss.lastHwmBytes);
   const stop = await broker.stop();
   return {
-    kcatProduce: kcatProduceF,
-    kcatRead,
-    kcatReadCount,
-    kafkajsProduce,
-    kafkajsTopicRead,
+    ...f,
     rss: { peakSampledBytes: rss.peakBytes, hwmBytes, samples: rss.samples, perPhaseBytes: Object.fromEntries(rss.phasePeaks) },
     problems: [...broker.problems],
     stop,
   };
 }
 
-function comparisons(s: Settings, r: RedisFigures, b: BrokerFigures): Comparison[] {
-  const peakRssMb = Math.max(b.rss.peakSampledBytes, b.rss.hwmBytes) / 1e6;
-  const send = `kafkajs send() of ${s.kafkajsBatch}`;
-  const pipe = `XADD x${s.redisPipeline}`;
-  return [
-    ratioRow('kcat produce', b.kcatProduce.recordsPerSec, 'rec/s', 'XADD/s', r.append.recordsPerSec, TARGETS.kcatProduceVsXadd),
-    ratioRow('kcat produce', b.kcatProduce.mbPerSec, 'MB/s', 'XADD MB/s', r.append.mbPerSec, null),
-    ratioRow('kcat read-back (-e)', b.kcatRead.recordsPerSec, 'rec/s', 'XRANGE rec/s', r.read.recordsPerSec, TARGETS.kcatReadVsXrange),
-    ratioRow('kcat read-back (-e)', b.kcatRead.mbPerSec, 'MB/s', 'XRANGE MB/s', r.read.mbPerSec, null),
-    ratioRow('kcat read-back (-c N)', b.kcatReadCount.recordsPerSec, 'rec/s', 'XRANGE rec/s', r.read.recordsPerSec, null),
-    ratioRow('kafkajs produce', b.kafkajsProduce.recordsPerSec, 'rec/s', 'XADD/s', r.append.recordsPerSec, TARGETS.kafkajsProduceVsXadd),
-    ratioRow('kafkajs produce', b.kafkajsProduce.mbPerSec, 'MB/s', 'XADD MB/s', r.append.mbPerSec, null),
-    ratioRow(`${send} p50 (lower=better)`, b.kafkajsProduce.latency.p50Ms, 'ms', `${pipe} p50`, r.appendLatency.p50Ms, null),
-    ratioRow(`${send} p99 (lower=better)`, b.kafkajsProduce.latency.p99Ms, 'ms', `${pipe} p99`, r.appendLatency.p99Ms, null),
-    ratioRow('kafkajs topic read-back (kcat -e)', b.kafkajsTopicRead.recordsPerSec, 'rec/s', 'XRANGE rec/s', r.read.recordsPerSec, null),
-    limitRow('broker peak RSS', peakRssMb, 'MB', TARGETS.brokerRssMb),
-  ];
+// ---------------------------------------------------------------- report
+
+interface Figures {
+  redis?: RedisFigures;
+  broker?: BrokerFigures;
+  redisGroup?: ReferenceE2e;
+  jetstream?: ReferenceE2e;
 }
 
-function printDetails(s: Settings, r: RedisFigures, b: BrokerFigures): void {
-  const ms = (n: number) => `${fmt(n, 1)} ms`;
+/**
+ * A ratio row when both sides were measured in this run; otherwise the figure (or its absence)
+ * with the target marked as not evaluated.
+ */
+function compare(figure: string, value: number | undefined, unit: string, reference: string, referenceValue: number | undefined, minRatio: number | null): Comparison | undefined {
+  if (value === undefined) return undefined;
+  if (referenceValue === undefined) return missingRow(figure, value, unit, reference, minRatio);
+  return ratioRow(figure, value, unit, reference, referenceValue, minRatio);
+}
+
+function cpuPerRecord(r: E2eRun | undefined): number | undefined {
+  return r ? usPerRecord(r.cpu.serverCpuMs, r.records) : undefined;
+}
+
+function comparisons(s: Settings, f: Figures): Comparison[] {
+  const b = f.broker;
+  const io = f.redis?.ioredis;
+  const raw = f.redis?.raw;
+  const rg = f.redisGroup;
+  const js = f.jetstream;
+  const send = `kafkajs send() of ${s.kafkajsBatch}`;
+  const pipe = `ioredis XADD x${s.redisPipeline}`;
+  const rows: (Comparison | undefined)[] = [
+    compare('kcat produce', b?.kcatProduce?.recordsPerSec, 'rec/s', 'ioredis XADD/s', io?.append.recordsPerSec, TARGETS.kcatProduceVsXadd),
+    compare('kcat produce', b?.kcatProduce?.mbPerSec, 'MB/s', 'ioredis XADD MB/s', io?.append.mbPerSec, null),
+    compare('kcat produce', b?.kcatProduce?.recordsPerSec, 'rec/s', 'raw-RESP XADD/s, best-case client', raw?.append.recordsPerSec, null),
+    compare('kcat read-back (-e)', b?.kcatRead?.recordsPerSec, 'rec/s', 'ioredis XRANGE rec/s', io?.read.recordsPerSec, TARGETS.kcatReadVsXrange),
+    compare('kcat read-back (-e)', b?.kcatRead?.mbPerSec, 'MB/s', 'ioredis XRANGE MB/s', io?.read.mbPerSec, null),
+    compare('kcat read-back (-e)', b?.kcatRead?.recordsPerSec, 'rec/s', 'raw-RESP XRANGE rec/s, best-case client', raw?.read.recordsPerSec, null),
+    compare('kcat read-back (-c N)', b?.kcatReadCount?.recordsPerSec, 'rec/s', 'ioredis XRANGE rec/s', io?.read.recordsPerSec, null),
+    compare('kafkajs produce', b?.kafkajsProduce?.recordsPerSec, 'rec/s', 'ioredis XADD/s', io?.append.recordsPerSec, TARGETS.kafkajsProduceVsXadd),
+    compare('kafkajs produce', b?.kafkajsProduce?.mbPerSec, 'MB/s', 'ioredis XADD MB/s', io?.append.mbPerSec, null),
+    compare(`${send} p50 (lower=better)`, b?.kafkajsProduce?.latency.p50Ms, 'ms', `${pipe} p50`, io?.appendLatency.p50Ms, null),
+    compare(`${send} p99 (lower=better)`, b?.kafkajsProduce?.latency.p99Ms, 'ms', `${pipe} p99`, io?.appendLatency.p99Ms, null),
+    compare('kafkajs topic read-back (kcat -e)', b?.kafkajsTopicRead?.recordsPerSec, 'rec/s', 'ioredis XRANGE rec/s', io?.read.recordsPerSec, null),
+    compare('group e2e full speed', b?.groupFull?.endToEnd.recordsPerSec, 'rec/s', 'Redis group e2e rec/s', rg?.full.endToEnd.recordsPerSec, TARGETS.groupVsRedisGroup),
+    compare('group e2e full speed', b?.groupFull?.endToEnd.recordsPerSec, 'rec/s', 'JetStream e2e rec/s', js?.full.endToEnd.recordsPerSec, TARGETS.groupVsJetStream),
+    compare('group produce full speed', b?.groupFull?.produce.recordsPerSec, 'rec/s', 'Redis group XADD/s', rg?.full.produce.recordsPerSec, null),
+    compare('group produce full speed', b?.groupFull?.produce.recordsPerSec, 'rec/s', 'JetStream publishes/s', js?.full.produce.recordsPerSec, null),
+    compare('group e2e p50 full speed (lower=better)', b?.groupFull?.latency.p50Ms, 'ms', 'Redis group p50', rg?.full.latency.p50Ms, null),
+    compare('group e2e p99 full speed (lower=better)', b?.groupFull?.latency.p99Ms, 'ms', 'Redis group p99', rg?.full.latency.p99Ms, null),
+    compare('group e2e p99 full speed (lower=better)', b?.groupFull?.latency.p99Ms, 'ms', 'JetStream p99', js?.full.latency.p99Ms, null),
+    compare('group e2e half speed', b?.groupHalf?.endToEnd.recordsPerSec, 'rec/s', 'Redis group half speed', rg?.half.endToEnd.recordsPerSec, null),
+    compare('group e2e p50 half speed (lower=better)', b?.groupHalf?.latency.p50Ms, 'ms', 'Redis group p50', rg?.half.latency.p50Ms, null),
+    compare('group e2e p99 half speed (lower=better)', b?.groupHalf?.latency.p99Ms, 'ms', 'Redis group p99', rg?.half.latency.p99Ms, null),
+    compare('group e2e p99 half speed (lower=better)', b?.groupHalf?.latency.p99Ms, 'ms', 'JetStream p99', js?.half.latency.p99Ms, null),
+    compare('group e2e full: server CPU/record (lower=better)', cpuPerRecord(b?.groupFull), 'us', 'Redis group', cpuPerRecord(rg?.full), null),
+    compare('group e2e full: server CPU/record (lower=better)', cpuPerRecord(b?.groupFull), 'us', 'JetStream', cpuPerRecord(js?.full), null),
+    b?.groupHalf ? limitRow('group e2e p99 half speed', b.groupHalf.latency.p99Ms, 'ms', TARGETS.groupHalfSpeedP99Ms) : undefined,
+    b ? limitRow('broker peak RSS', Math.max(b.rss.peakSampledBytes, b.rss.hwmBytes) / 1e6, 'MB', TARGETS.brokerRssMb) : undefined,
+  ];
+  return rows.filter((r): r is Comparison => r !== undefined);
+}
+
+function printE2eTable(s: Settings, f: Figures): void {
+  const runs: [string, E2eRun | undefined][] = [
+    ['Spillway, full', f.broker?.groupFull],
+    ['Spillway, half', f.broker?.groupHalf],
+    ['Redis Streams, full', f.redisGroup?.full],
+    ['Redis Streams, half', f.redisGroup?.half],
+    ['JetStream, full', f.jetstream?.full],
+    ['JetStream, half', f.jetstream?.half],
+  ];
+  const present = runs.filter((r): r is [string, E2eRun] => r[1] !== undefined);
+  if (present.length === 0) return;
   say('');
-  say(`records: ${fmt(s.records)} x ${RECORD_BYTES} B; topics: ${PARTITIONS} partitions; broker --fsync always`);
-  say(`kcat produce settings: ${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (other librdkafka settings default)`);
-  say(`kafkajs: ${kafkajsShape(s)}, keyless records (default partitioner: round-robin), acks=-1, no compression, retries 0`);
-  say(`kafkajs producing processes used ${fmt(b.kafkajsProduce.producerCores, 2)} cores, the broker ${fmt(b.kafkajsProduce.cpu.brokerCores, 2)}; machine ${fmt(b.kafkajsProduce.cpu.machineBusyFraction * 100)}% busy`);
-  say(`produce latency: kafkajs send() of ${s.kafkajsBatch} records p50 ${ms(b.kafkajsProduce.latency.p50Ms)}, p99 ${ms(b.kafkajsProduce.latency.p99Ms)}, max ${ms(b.kafkajsProduce.latency.maxMs)} (${b.kafkajsProduce.sends} sends)`);
+  say(`end to end (${fmt(s.records)} records x ${RECORD_BYTES} B, ${groupShape(s)}; half speed = paced at half the full-speed end-to-end rate; server us/rec = server CPU time per record, all threads):`);
+  const header = ['run', 'records', 'paced at/s', 'produce rec/s', 'consume (e2e) rec/s', 'p50 ms', 'p99 ms', 'max ms', 'server cores', 'server us/rec', 'producer cores', 'consumer cores', 'machine busy'];
+  const body = present.map(([name, r]) => [
+    name,
+    fmt(r.records),
+    r.targetRatePerSec === null ? '-' : fmt(r.targetRatePerSec),
+    fmt(r.produce.recordsPerSec),
+    fmt(r.endToEnd.recordsPerSec),
+    fmt(r.latency.p50Ms, 1),
+    fmt(r.latency.p99Ms, 1),
+    fmt(r.latency.maxMs, 1),
+    fmt(r.cpu.serverCores, 2),
+    fmt(usPerRecord(r.cpu.serverCpuMs, r.records), 1),
+    fmt(r.cpu.producerCores, 2),
+    fmt(r.cpu.consumerCores, 2),
+    `${fmt(r.cpu.machineBusyFraction * 100)}%`,
+  ]);
+  const rows = [header, ...body];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) say(`  ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ')}`);
+}
+
+function printDetails(s: Settings, f: Figures): void {
+  const ms = (n: number) => `${fmt(n, 1)} ms`;
+  const b = f.broker;
+  say('');
+  say(`records: ${fmt(s.records)} x ${RECORD_BYTES} B; topics: ${PARTITIONS} partitions; broker --fsync always; phases: ${[...s.phases].join(', ')}`);
+  if (b?.kcatProduce || b?.groupFull) say(`kcat produce settings: ${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (other librdkafka settings default)`);
+  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (with -e and -c N; other librdkafka settings default)`);
+  if (b?.kafkajsProduce) {
+    const k = b.kafkajsProduce;
+    say(`kafkajs: ${kafkajsShape(s)}, keyless records (default partitioner: round-robin), acks=-1, no compression, retries 0`);
+    say(`kafkajs producing processes used ${fmt(k.producerCores, 2)} cores, the broker ${fmt(k.cpu.brokerCores, 2)}; machine ${fmt(k.cpu.machineBusyFraction * 100)}% busy`);
+    say(`produce latency: kafkajs send() of ${s.kafkajsBatch} records p50 ${ms(k.latency.p50Ms)}, p99 ${ms(k.latency.p99Ms)}, max ${ms(k.latency.maxMs)} (${k.sends} sends)`);
+  }
   for (const [label, m] of [
-    ['kcat produce', b.kcatProduce.broker],
-    ['kafkajs produce', b.kafkajsProduce.broker],
+    ['kcat produce', b?.kcatProduce?.broker],
+    ['kafkajs produce', b?.kafkajsProduce?.broker],
   ] as const) {
+    if (!m) continue;
     say(
       `broker-side ${label}: ${fmt(m.produceRequests)} Produce requests, p50 ${ms(m.produceP50Ms)}, p99 ${ms(m.produceP99Ms)} (histogram-interpolated); ` +
         `${fmt(m.fsyncRounds)} fsync rounds (${fmt(m.fsyncFiles)} files), fsync p50 ${ms(m.fsyncP50Ms)}, p99 ${ms(m.fsyncP99Ms)}`,
     );
   }
-  say(`redis: ${r.version}; XADD pipeline of ${s.redisPipeline} round trip p50 ${ms(r.appendLatency.p50Ms)}, p99 ${ms(r.appendLatency.p99Ms)}; peak RSS ${fmt(r.peakRssBytes / 1e6, 1)} MB`);
-  say(`(the issue measured ~${fmt(ISSUE_REDIS_APPENDS_PER_SEC)} durable XADDs/s on this machine; this run: ${fmt(r.append.recordsPerSec)})`);
-  const phases = Object.entries(b.rss.perPhaseBytes).map(([p, v]) => `${p} ${fmt(v / 1e6, 1)}`);
-  say(`broker RSS (MB): peak sampled ${fmt(b.rss.peakSampledBytes / 1e6, 1)} over ${b.rss.samples} samples, VmHWM ${fmt(b.rss.hwmBytes / 1e6, 1)}; by phase: ${phases.join(', ')}`);
-  say(`broker stop: ${b.stop}; warnings/errors logged: ${b.problems.length}`);
-  for (const p of b.problems.slice(0, 20)) say(`  ${p}`);
-  say('kafkajs consumer read-back: n/a (consumer groups arrive in issue 3); its topic was read back with kcat instead');
+  if (f.redis) {
+    const { ioredis: io, raw } = f.redis;
+    say(`redis: ${f.redis.version}; the reference is ioredis (the project's client): XADD pipeline of ${s.redisPipeline} round trip p50 ${ms(io.appendLatency.p50Ms)}, p99 ${ms(io.appendLatency.p99Ms)}; peak RSS ${fmt(io.peakRssBytes / 1e6, 1)} MB`);
+    say(`redis, raw RESP client (best case, info only): XADD ${fmt(raw.append.recordsPerSec)}/s (ioredis ${fmt(io.append.recordsPerSec)}/s), XRANGE ${fmt(raw.read.recordsPerSec)}/s (ioredis ${fmt(io.read.recordsPerSec)}/s)`);
+    say(`(the issue measured ~${fmt(ISSUE_FIGURES.redisAppendsPerSec)} durable XADDs/s on this machine; this run: ioredis ${fmt(io.append.recordsPerSec)}, raw RESP ${fmt(raw.append.recordsPerSec)})`);
+  }
+  if (b?.groupFull || f.redisGroup || f.jetstream) {
+    say(
+      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system); producers: Spillway kcat -P fed by a pipe ` +
+        `(${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}), Redis raw-RESP XADD pipelines of ${E2E_CHUNK} (awaited), ` +
+        `JetStream async publishes in windows of ${E2E_CHUNK} (nats.js publish with a reply subject, PubAcks counted as Go's PublishAsync does; acks awaited per window)`,
+    );
+    say(
+      `  consumers: kafkajs eachBatch (maxWaitTimeInMs ${E2E_KAFKA_MAX_WAIT_MS}, ${s.groupCommitIntervalMs === 0 ? 'offsets committed after each batch' : `offsets committed at most every ${s.groupCommitIntervalMs} ms`}); ioredis XREADGROUP COUNT ${E2E_CONSUMER_BATCH} BLOCK ${E2E_REDIS_BLOCK_MS} + XACK per batch; ` +
+        `nats.js fetch of ${E2E_CONSUMER_BATCH} (expires ${E2E_JETSTREAM_EXPIRES_MS} ms) from one durable pull consumer, explicit acks after each batch; Spillway topics have ${E2E_PARTITIONS} partitions`,
+    );
+    say(`  latency = time a record reached the consumer's handler - time it was handed to the producing client (stamped in the record); e2e rate = records / (first send -> last record consumed)`);
+    say(`  half-speed runs produce min(N, rate x ${s.halfSpeedMaxS} s) records; producer cores = kcat's for Spillway, the bench process's for Redis and JetStream (it produces for them)`);
+    if (f.jetstream) say(`  caveat: nats-server ${f.jetstream.version} has no per-message fsync (sync_interval arrives in 2.10): JetStream acks are not durable the way Spillway's (--fsync always) and Redis's (appendfsync always) are`);
+    say(
+      `  the issue measured Redis Streams group read-back ~${ISSUE_FIGURES.redisGroupReadPerSec}/s, JetStream ~${fmt(ISSUE_FIGURES.jetstreamPublishesPerSec)} publishes/s and ~${fmt(ISSUE_FIGURES.jetstreamReadsPerSec)} reads/s (context only)`,
+    );
+  }
+  if (b) {
+    const phases = Object.entries(b.rss.perPhaseBytes).map(([p, v]) => `${p} ${fmt(v / 1e6, 1)}`);
+    say(`broker RSS (MB): peak sampled ${fmt(b.rss.peakSampledBytes / 1e6, 1)} over ${b.rss.samples} samples, VmHWM ${fmt(b.rss.hwmBytes / 1e6, 1)}; by phase: ${phases.join(', ')}`);
+    say(`broker stop: ${b.stop}; warnings/errors logged: ${b.problems.length}`);
+    for (const p of b.problems.slice(0, 20)) say(`  ${p}`);
+  }
 }
 
 /** Which broker code was measured: the commit, and whether the working tree differs from it. */
@@ -342,32 +701,50 @@ function inputDir(cleanup: Cleanup): string {
 async function run(s: Settings, cleanup: Cleanup): Promise<void> {
   const startedAt = new Date();
   const load = os.loadavg();
-  say(`spillway broker bench: ${fmt(s.records)} records of ${RECORD_BYTES} B; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${load.map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
+  say(`spillway broker bench: ${fmt(s.records)} records of ${RECORD_BYTES} B; phases ${[...s.phases].join(', ')}; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load ${load.map((l) => l.toFixed(2)).join(' ')}, node ${process.version}`);
   const code = provenance();
   const dirty = code.uncommittedBrokerFiles.length;
   say(`broker code: ${code.commit}${dirty === 0 ? '' : ` + ${dirty} uncommitted change(s) under buffer-broker/src, lib/src, bin (listed in the JSON)`}`);
-  const inputFile = path.join(inputDir(cleanup), 'records.txt');
-  writeLinesFile(inputFile, s.records);
+  const f: Figures = {};
+  if (s.phases.has('redis')) f.redis = await runRedis(s, cleanup);
+  if (s.phases.has('kcat') || s.phases.has('kafkajs') || s.phases.has('group')) {
+    const inputFile = path.join(inputDir(cleanup), 'records.txt');
+    if (s.phases.has('kcat')) writeLinesFile(inputFile, s.records);
+    f.broker = await runBroker(s, inputFile, cleanup);
+  }
+  if (s.phases.has('redis-group')) f.redisGroup = await redisGroupPhase(s, cleanup);
+  if (s.phases.has('jetstream')) f.jetstream = await jetstreamPhase(s, cleanup);
 
-  const redis = await runRedis(s, cleanup);
-  const broker = await runBroker(s, inputFile, cleanup);
-  const rows = comparisons(s, redis, broker);
-  printDetails(s, redis, broker);
+  const rows = comparisons(s, f);
+  printDetails(s, f);
+  printE2eTable(s, f);
   say('');
-  say(comparisonTable(rows));
+  say('ratios and targets are taken against the ioredis figures (the raw-RESP rows are info: the best-case client) and, end to end, against the Redis Streams group and JetStream runs');
+  say(rows.length > 0 ? comparisonTable(rows) : '(no Spillway figure among the selected phases, so nothing to compare)');
   const misses = rows.filter((r) => r.pass === false).length;
-  say(misses === 0 ? 'all targets met' : `${misses} target(s) missed`);
+  const unevaluated = rows.filter((r) => r.target !== '-' && r.pass === null).length;
+  say(`${misses === 0 ? 'all evaluated targets met' : `${misses} target(s) missed`}${unevaluated > 0 ? `; ${unevaluated} target(s) not evaluated (reference phase not run)` : ''}`);
   const file = writeJson(OUT_DIR, startedAt, {
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     brokerCode: code,
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, loadAvgAtStart: load, loadAvgAtEnd: os.loadavg(), node: process.version },
-    settings: { ...s, recordBytes: RECORD_BYTES, partitions: PARTITIONS, brokerFsync: 'always', kcatProduceSettings: KCAT_PRODUCE_SETTINGS, targets: TARGETS },
-    redis,
-    broker,
-    kafkajsConsumerReadBack: 'n/a: consumer groups arrive in issue 3; the kafkajs topic was read back with kcat',
+    settings: {
+      ...s,
+      phases: [...s.phases],
+      recordBytes: RECORD_BYTES,
+      partitions: PARTITIONS,
+      brokerFsync: 'always',
+      kcatProduceSettings: KCAT_PRODUCE_SETTINGS,
+      kcatConsumeSettings: KCAT_CONSUME_SETTINGS,
+      e2e: { chunk: E2E_CHUNK, consumerBatch: E2E_CONSUMER_BATCH, kafkaMaxWaitMs: E2E_KAFKA_MAX_WAIT_MS, redisBlockMs: E2E_REDIS_BLOCK_MS, jetstreamExpiresMs: E2E_JETSTREAM_EXPIRES_MS, partitions: E2E_PARTITIONS },
+      targets: TARGETS,
+      issueFigures: ISSUE_FIGURES,
+    },
+    ...f,
     comparisons: rows,
   });
+  say(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine shows here; it was ${load.map((l) => l.toFixed(2)).join(' ')} at the start)`);
   say(`results: ${path.relative(process.cwd(), file)}`);
 }
 

@@ -3,10 +3,13 @@
  * limits throughput. Produce: kcat reads the pre-generated line file itself (the bench process
  * is idle meanwhile) and exits only once every message is acknowledged. Read-back: kcat consumes
  * from the beginning into a file until the end of every partition (-e) or the N-th record (-c);
- * each line is checked afterwards.
+ * each line is checked afterwards. End-to-end phases feed kcat -P through a pipe instead
+ * (kcatStreamProducer), so the bench can stamp and pace the records.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { BenchError, runTool } from './procs.ts';
+import type { Writable } from 'node:stream';
+import { BenchError, runTool, stopChild, type Cleanup, type ToolRun } from './procs.ts';
 import { ReadBackCheck, type ReadBackSummary } from './records.ts';
 
 /** librdkafka settings of the produce phase (printed with the results). */
@@ -14,6 +17,20 @@ export const KCAT_PRODUCE_SETTINGS: Readonly<Record<string, string>> = {
   acks: '-1',
   'linger.ms': '5',
   'batch.num.messages': '10000',
+};
+
+/**
+ * librdkafka settings of the read-back phases (printed with the results). A fetch that finds
+ * nothing new long-polls for fetch.wait.max.ms; with -e the end of each partition is only known
+ * after such an empty poll, so the default 500 ms would be a fixed cost of every read-back. A
+ * partition may return up to 4 MiB per fetch (default 1 MiB), and the consumer keeps up to 1M
+ * messages queued ahead of the output (default 100,000), so fetching is not throttled by kcat's
+ * own queue.
+ */
+export const KCAT_CONSUME_SETTINGS: Readonly<Record<string, string>> = {
+  'fetch.wait.max.ms': '20',
+  'max.partition.fetch.bytes': '4194304',
+  'queued.min.messages': '1000000',
 };
 
 function settingArgs(settings: Readonly<Record<string, string>>): string[] {
@@ -38,6 +55,48 @@ export async function kcatProduce(opts: { kcat: string; bootstrap: string; topic
   } finally {
     fs.closeSync(fd);
   }
+}
+
+export interface KcatStreamProducer {
+  /** Lines written here are produced, one record per line; end() it to let kcat flush and exit. */
+  stdin: Writable;
+  /** Resolves when kcat has exited, i.e. once every written record is acknowledged. */
+  exit: Promise<ToolRun>;
+  command: string;
+  pid: number;
+}
+
+/**
+ * kcat -P fed through a pipe by the bench (end-to-end phases): the bench decides when each record
+ * is handed over, so it can stamp it with that time and pace the stream. Same settings as
+ * kcatProduce. Any stderr output fails the phase (see kcatProduce).
+ */
+export function kcatStreamProducer(opts: { kcat: string; bootstrap: string; topic: string; timeoutMs: number; cleanup: Cleanup }): KcatStreamProducer {
+  const args = ['-P', '-b', opts.bootstrap, '-t', opts.topic, ...settingArgs(KCAT_PRODUCE_SETTINGS)];
+  const started = performance.now();
+  const child = spawn(opts.kcat, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+  opts.cleanup.add('kcat -P', async () => {
+    child.stdin?.destroy();
+    await stopChild(child, 5_000);
+  });
+  if (!child.stdin || child.pid === undefined) throw new BenchError('KCAT_PRODUCE', 'kcat -P did not start');
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exit = new Promise<ToolRun>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      const run = { code, signal, stderr, ms: performance.now() - started };
+      if (code !== 0 || stderr.trim() !== '') reject(new BenchError('KCAT_PRODUCE', `kcat -P exited ${code ?? signal}; stderr:\n${stderr.slice(0, 4000)}`));
+      else resolve(run);
+    });
+  });
+  exit.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
+  return { stdin: child.stdin, exit, command: `kcat ${args.join(' ')} < (paced pipe)`, pid: child.pid };
 }
 
 /** Splits a byte stream into newline-terminated lines without copying whole chunks. */
@@ -84,14 +143,14 @@ export interface KcatConsumeResult {
 /**
  * `until: 'eof'` is the read-back of the spec (-e: exit once every partition reports its end,
  * which librdkafka learns from one fetch at the high watermark that long-polls for
- * fetch.wait.max.ms, 500 ms by default). `until: 'count'` (-c N) exits at the N-th record
- * instead, so the difference between the two is that fixed end-detection cost. kcat writes to
+ * fetch.wait.max.ms: 20 ms here, see KCAT_CONSUME_SETTINGS). `until: 'count'` (-c N) exits at
+ * the N-th record instead, so the difference between the two is that end-detection cost. kcat writes to
  * `outputFile` (on tmpfs), checked afterwards by verifyReadBack, so the bench takes no CPU
  * from kcat or the broker while the clock runs.
  */
 export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic: string; expected: number; until: 'eof' | 'count'; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult> {
   const stop = opts.until === 'eof' ? ['-e'] : ['-c', String(opts.expected)];
-  const args = ['-C', '-b', opts.bootstrap, '-t', opts.topic, '-o', 'beginning', ...stop, '-q'];
+  const args = ['-C', '-b', opts.bootstrap, '-t', opts.topic, ...settingArgs(KCAT_CONSUME_SETTINGS), '-o', 'beginning', ...stop, '-q'];
   const out = fs.openSync(opts.outputFile, 'w');
   try {
     const run = await runTool(opts.kcat, args, { stdin: 'ignore', stdout: out, timeoutMs: opts.timeoutMs });

@@ -250,3 +250,65 @@ export function runTool(cmd: string, args: readonly string[], opts: { stdin: 'ig
     });
   });
 }
+
+export interface NatsProcess {
+  pid: number;
+  port: number;
+  dir: string;
+  version: string;
+  stop(): Promise<string>;
+}
+
+/** Resolves with the server's INFO line once something on `port` speaks NATS, else undefined. */
+function natsInfo(port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    let text = '';
+    const done = (v: string | undefined) => {
+      socket.destroy();
+      resolve(v);
+    };
+    socket.setTimeout(1000, () => done(undefined));
+    socket.on('error', () => done(undefined));
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const nl = text.indexOf('\r\n');
+      if (nl >= 0) done(text.startsWith('INFO ') ? text.slice(5, nl) : undefined);
+    });
+  });
+}
+
+/**
+ * A private nats-server with JetStream on a free port and a fresh store dir, bound to loopback.
+ * (A system nats-server may already listen on 4222; it is never used.)
+ */
+export async function startNats(opts: { cleanup: Cleanup; binary: string }): Promise<NatsProcess> {
+  const dir = makeTempDir('spillway-bench-nats-', opts.cleanup);
+  const port = await freePort();
+  const args = ['-js', '-sd', dir, '-p', String(port), '-a', '127.0.0.1', '-l', path.join(dir, 'nats.log')];
+  const child = spawn(opts.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  opts.cleanup.add('nats-server', async () => {
+    await stopChild(child, 10_000);
+  });
+  let info: string | undefined;
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new BenchError('NATS_START', `nats-server exited: ${stderr}${readIfExists(path.join(dir, 'nats.log'))}`);
+      info = await natsInfo(port);
+      return info !== undefined;
+    },
+    15_000,
+    'nats-server to send INFO',
+  );
+  if (child.pid === undefined) throw new BenchError('NATS_START', 'nats-server has no pid');
+  let version = 'unknown';
+  try {
+    const parsed: unknown = JSON.parse(info ?? '{}');
+    if (typeof parsed === 'object' && parsed !== null && 'version' in parsed && typeof parsed.version === 'string') version = parsed.version;
+  } catch {
+    // keep 'unknown': the version is only printed
+  }
+  return { pid: child.pid, port, dir, version, stop: () => stopChild(child, 10_000) };
+}

@@ -93,6 +93,12 @@ export interface PhaseMetrics {
   fsyncP99Ms: number;
   protocolErrors: number;
   produceErrors: number;
+  offsetCommitRequests: number;
+  offsetCommitP50Ms: number;
+  offsetCommitP99Ms: number;
+  /** Broker-side Fetch duration (includes the long-poll wait), interpolated from histogram buckets. */
+  fetchP50Ms: number;
+  fetchP99Ms: number;
 }
 
 export function phaseMetrics(before: readonly Sample[], after: readonly Sample[]): PhaseMetrics {
@@ -110,5 +116,10 @@ export function phaseMetrics(before: readonly Sample[], after: readonly Sample[]
     fsyncP99Ms: histogramQuantile(before, after, fsyncDur, {}, 0.99) * 1000,
     protocolErrors: delta('spillway_broker_protocol_errors_total'),
     produceErrors: delta('spillway_broker_produce_errors_total'),
+    offsetCommitRequests: delta(`${reqDur}_count`, { api: 'OffsetCommit' }),
+    offsetCommitP50Ms: histogramQuantile(before, after, reqDur, { api: 'OffsetCommit' }, 0.5) * 1000,
+    offsetCommitP99Ms: histogramQuantile(before, after, reqDur, { api: 'OffsetCommit' }, 0.99) * 1000,
+    fetchP50Ms: histogramQuantile(before, after, reqDur, { api: 'Fetch' }, 0.5) * 1000,
+    fetchP99Ms: histogramQuantile(before, after, reqDur, { api: 'Fetch' }, 0.99) * 1000,
   };
 }

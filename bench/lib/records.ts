@@ -69,7 +69,8 @@ export function writeLinesFile(file: string, count: number): void {
  * counted, not thrown, so a run reports every kind of damage at once.
  */
 export class ReadBackCheck {
-  private readonly seen: Uint8Array;
+  /** seen[i] = 1 once record i was read (shared with group workers through packSeen). */
+  readonly seen: Uint8Array;
   records = 0;
   duplicates = 0;
   foreign = 0;
@@ -117,4 +118,45 @@ export interface ReadBackSummary {
   foreign: number;
   wrongSize: number;
   ok: boolean;
+}
+
+/**
+ * Stamped records (end-to-end phases): the same layout with the send time in microseconds of
+ * wall-clock time (16 digits) right after the index: `r` + index + `-` + stamp + `-` + filler.
+ * The stamp is comparable across processes on this machine (performance.timeOrigin is derived
+ * from the system clock), so a consumer in another process can compute produce-to-consume latency.
+ */
+const STAMP_AT = INDEX_AT + INDEX_DIGITS + 1;
+const STAMP_DIGITS = 16;
+
+/** Wall-clock time in microseconds, with performance.now()'s resolution. */
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+export function writeStampedRecord(target: Buffer, offset: number, index: number, stampUs: number): void {
+  writeRecord(target, offset, index);
+  let n = stampUs;
+  for (let d = STAMP_AT + STAMP_DIGITS - 1; d >= STAMP_AT; d--) {
+    target[offset + d] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  target[offset + STAMP_AT + STAMP_DIGITS] = 0x2d; // '-'
+}
+
+export function stampedPayload(index: number, stampUs: number): Buffer {
+  const b = Buffer.allocUnsafe(RECORD_BYTES);
+  writeStampedRecord(b, 0, index, stampUs);
+  return b;
+}
+
+/** The send stamp of a stamped record (µs), or -1 if it has none. */
+export function recordStampUs(buf: Buffer, offset: number): number {
+  let n = 0;
+  for (let d = STAMP_AT; d < STAMP_AT + STAMP_DIGITS; d++) {
+    const c = buf[offset + d] - 0x30;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n;
 }

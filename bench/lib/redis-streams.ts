@@ -4,7 +4,7 @@
  * the next is sent), with appendfsync always so every reply follows an fsync of the AOF. Then
  * XRANGE the stream back COUNT at a time, continuing after the last id read.
  */
-import { RECORD_BYTES, ReadBackCheck, writeRecord, type ReadBackSummary } from './records.ts';
+import { RECORD_BYTES, ReadBackCheck, writeRecord, writeStampedRecord, type ReadBackSummary } from './records.ts';
 import { RespError, type RespClient, type RespValue } from './resp.ts';
 
 export interface RedisAppendResult {
@@ -20,22 +20,26 @@ export interface RedisReadResult {
   check: ReadBackSummary;
 }
 
-/** Encodes `XADD key * d <payload>` for records [start, start+count) into one buffer. */
-function xaddPipeline(key: string, start: number, count: number): Buffer {
+/**
+ * Encodes `XADD key * d <payload>` for records [start, start+count) into one buffer; with
+ * `stampUs`, as stamped records (records.ts) carrying that send time.
+ */
+export function xaddPipeline(key: string, start: number, count: number, stampUs?: number): Buffer {
   const head = Buffer.from(`*5\r\n$4\r\nXADD\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n$1\r\n*\r\n$1\r\nd\r\n$${RECORD_BYTES}\r\n`);
   const per = head.length + RECORD_BYTES + 2;
   const buf = Buffer.allocUnsafe(per * count);
   for (let i = 0; i < count; i++) {
     const at = i * per;
     head.copy(buf, at);
-    writeRecord(buf, at + head.length, start + i);
+    if (stampUs === undefined) writeRecord(buf, at + head.length, start + i);
+    else writeStampedRecord(buf, at + head.length, start + i, stampUs);
     buf[at + head.length + RECORD_BYTES] = 0x0d;
     buf[at + head.length + RECORD_BYTES + 1] = 0x0a;
   }
   return buf;
 }
 
-function firstError(replies: readonly RespValue[]): RespError | undefined {
+export function firstError(replies: readonly RespValue[]): RespError | undefined {
   for (const r of replies) if (r instanceof RespError) return r;
   return undefined;
 }

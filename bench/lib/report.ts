@@ -1,6 +1,6 @@
 /**
  * Figures, comparisons and their presentation: percentiles, rates, the side-by-side table
- * (figure, Redis reference from the same run, ratio, target, PASS/MISS) and the JSON file.
+ * (figure, reference from the same run, ratio, target, PASS/MISS) and the JSON file.
  * Units: MB = 10^6 bytes; throughput counts payload bytes only (RECORD_BYTES per record).
  */
 import fs from 'node:fs';
@@ -63,6 +63,11 @@ export function ratioRow(figure: string, value: number, unit: string, reference:
   };
 }
 
+/** A figure whose reference was not measured in this run (its phase was not selected). */
+export function missingRow(figure: string, value: number, unit: string, reference: string, minRatio: number | null): Comparison {
+  return { figure, value, unit, reference: `${reference}: not run`, referenceValue: null, ratio: null, target: minRatio === null ? '-' : `>= ${minRatio}x`, pass: null };
+}
+
 export function limitRow(figure: string, value: number, unit: string, max: number): Comparison {
   return { figure, value, unit, reference: '-', referenceValue: null, ratio: null, target: `< ${max} ${unit}`, pass: value < max };
 }
@@ -78,14 +83,14 @@ function pad(rows: readonly (readonly string[])[]): string {
 }
 
 export function comparisonTable(rows: readonly Comparison[]): string {
-  const header = ['figure', 'value', 'Redis (same run)', 'ratio', 'target', 'result'];
+  const header = ['figure', 'value', 'reference (same run)', 'ratio', 'target', 'result'];
   const body = rows.map((r) => [
     r.figure,
     `${fmt(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`,
     r.referenceValue === null ? r.reference : `${fmt(r.referenceValue, r.referenceValue < 100 ? 1 : 0)} (${r.reference})`,
     r.ratio === null ? '-' : `${fmt(r.ratio, 2)}x`,
     r.target,
-    r.pass === null ? 'info' : r.pass ? 'PASS' : 'MISS',
+    r.pass === null ? (r.target === '-' ? 'info' : 'n/a') : r.pass ? 'PASS' : 'MISS',
   ]);
   const table = pad([header, ...body]);
   const rule = '-'.repeat(table.split('\n')[0].length);
