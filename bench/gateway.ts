@@ -28,8 +28,9 @@
  * first step of each server), BENCH_GATEWAY_REFINE (2 bisection steps), BENCH_GATEWAY_P99_MS (50),
  * BENCH_GATEWAY_CONNECTIONS (256), BENCH_GATEWAY_TIMEOUT_MS (2000), BENCH_GATEWAY_PER_USER_LIMIT
  * (5), BENCH_GATEWAY_IDEMPOTENCY (0; 1 sends a unique Idempotency-Key per order),
- * BENCH_GATEWAY_PROFILE_S (10; 0 skips), BENCH_GATEWAY_PROFILE_SHARE (0.9),
+ * BENCH_GATEWAY_PROFILE_S (10; 0 skips), BENCH_GATEWAY_PROFILE_SHARE (0.75: the profiler itself costs the gateway CPU),
  * BENCH_GATEWAY_PROFILE_ONLY_RATE (0; N skips the searches and only profiles the gateway at N/s),
+ * BENCH_GATEWAY_CLIENT (raw; undici = an undici Pool instead of the generator's own client),
  * BENCH_GATEWAY_ARGS (extra `spillway gateway` flags, e.g. "--linger-ms 2"), BENCH_GATEWAY_MAX_RATE (40000), BENCH_GATEWAY_QUIET_WAIT_S (20: before each server, wait this
  * long at most for the machine to be idle; steps that fail while other processes used > 0.25 core
  * are retried, up to 3 times per server, and every step prints the cores used by others).
@@ -71,6 +72,7 @@ interface Settings {
   quietWaitMs: number;
   /** Extra `spillway gateway` arguments (e.g. --linger-ms 2) for experiments. */
   gatewayArgs: string[];
+  client: 'raw' | 'undici';
 }
 
 function readSettings(env: NodeJS.ProcessEnv): Settings {
@@ -114,11 +116,15 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     perUserLimit: num('BENCH_GATEWAY_PER_USER_LIMIT', 5, 0, 1_000_000),
     idempotencyKeys: num('BENCH_GATEWAY_IDEMPOTENCY', 0, 0, 1) === 1,
     profileMs: num('BENCH_GATEWAY_PROFILE_S', 10, 0, 600, false) * 1000,
-    profileShare: num('BENCH_GATEWAY_PROFILE_SHARE', 0.9, 0.05, 2, false),
+    profileShare: num('BENCH_GATEWAY_PROFILE_SHARE', 0.75, 0.05, 2, false),
     profileOnlyRate: num('BENCH_GATEWAY_PROFILE_ONLY_RATE', 0, 0, 1_000_000),
     quietWaitMs: num('BENCH_GATEWAY_QUIET_WAIT_S', 20, 0, 3600, false) * 1000,
     gatewayArgs: (env.BENCH_GATEWAY_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
+    client: env.BENCH_GATEWAY_CLIENT === 'undici' ? 'undici' : 'raw',
   };
+  if (env.BENCH_GATEWAY_CLIENT !== undefined && env.BENCH_GATEWAY_CLIENT !== '' && env.BENCH_GATEWAY_CLIENT !== 'raw' && env.BENCH_GATEWAY_CLIENT !== 'undici') {
+    problems.push(`BENCH_GATEWAY_CLIENT=${env.BENCH_GATEWAY_CLIENT}: expected raw or undici`);
+  }
   if (problems.length > 0) {
     process.stderr.write(`bench:gateway: bad settings:\n  ${problems.join('\n  ')}\n`);
     process.exit(2);
@@ -161,6 +167,7 @@ function loadConfig(port: number, settings: Settings, userPrefix: string): Omit<
     userPrefix,
     skus: SKUS,
     idempotencyKeys: settings.idempotencyKeys,
+    client: settings.client,
   };
 }
 
@@ -331,7 +338,7 @@ async function main(): Promise<void> {
   log(
     `open-model load: start ${s.startRate}/s, x${s.factor} per step, ${s.stepMs / 1000} s measured after ${s.warmupMs / 1000} s warm-up (${s.firstWarmupMs / 1000} s on a server's first step), ` +
       `${s.refineSteps} bisection steps; pass = p99 < ${s.p99LimitMs} ms, 0 errors, answers >= ${s.minThroughputShare * 100}% of arrivals; ` +
-      `<= ${settings.connections} connections, timeout ${settings.timeoutMs} ms`,
+      `<= ${settings.connections} connections (${settings.client === 'raw' ? 'raw HTTP/1.1 client' : 'undici Pool'}, one request each), timeout ${settings.timeoutMs} ms`,
   );
   const cleanup = new Cleanup();
   const onSignal = () => {
@@ -448,7 +455,7 @@ async function main(): Promise<void> {
     const p = profile;
     log(`\n==== gateway CPU profile at ${fmt(p.rate)}/s (${fmt(p.summary.windowMs / 1000, 1)} s window, ${fmt(p.summary.busySamples)} busy samples; saved ${path.relative(repoRoot, p.savedAs)}) ====`);
     log(
-      `profiled step: ok ${fmt(p.step.okPerSec)}/s, p99 ${fmt(p.step.stats.latency.p99Ms, 1)} ms, errors ${p.step.stats.errors.total}, gateway ${fmt(p.step.cpu.cores.server, 2)} cores = ${fmt(p.step.cpuUsPerOk.server)} µs/order (profiler on)${p.summary.windowApplied ? '' : ' [window not applied: whole profile]'}`,
+      `profiled step: ok ${fmt(p.step.okPerSec)}/s, p99 ${fmt(p.step.stats.latency.p99Ms, 1)} ms, errors ${p.step.stats.errors.total}${p.step.reason !== '' ? ` (${p.step.reason})` : ''}, gateway ${fmt(p.step.cpu.cores.server, 2)} cores = ${fmt(p.step.cpuUsPerOk.server)} µs/order (profiler on)${p.summary.windowApplied ? '' : ' [window not applied: whole profile]'}`,
     );
     log(profileTable('top self time (function  file:line)', p.summary.topSelf));
     log(profileTable('\nself time by package/module', p.summary.selfByGroup));

@@ -11,12 +11,14 @@
  * The HTTP client is deliberately minimal (keep-alive sockets, a prebuilt request string, a status
  * line + Content-Length/chunked parser) so the generator costs a few µs per request and leaves
  * the machine's two cores to the servers; its own lateness (dispatchLag) is reported per step so
- * a generator-bound step can be told apart from a server-bound one. Node has no public undici
- * Pool API without adding the undici package, and node:http's client costs several times more CPU.
+ * a generator-bound step can be told apart from a server-bound one. An undici Pool (pipelining 1,
+ * same connection bound) can be chosen instead (client: 'undici') to cross-check the raw client;
+ * it costs the generator more CPU per request, which matters on a 2-core machine.
  *
- * Depends on nothing but node:net; the bench talks to it over the fork() IPC channel.
+ * The bench talks to it over the fork() IPC channel.
  */
 import net from 'node:net';
+import { Pool } from 'undici';
 import { Histogram } from './histogram.ts';
 import type { LoadConfig, StepCommand, StepStats } from './protocol.ts';
 
@@ -30,6 +32,8 @@ interface Pending {
   /** Scheduled start (performance.now() ms). */
   sched: number;
   inWindow: boolean;
+  /** undici client only: answered or failed already (a timed-out request may still complete). */
+  done?: boolean;
 }
 
 class Connection {
@@ -98,16 +102,24 @@ export class OpenLoadGenerator {
   private seq = 0;
   private step: StepState | null = null;
   private readonly requestHead: string;
+  private readonly pool: Pool | null;
+  private readonly undiciInFlight = new Set<Pending>();
 
   constructor(
     private readonly cfg: LoadConfig,
     private readonly onMark: (id: number, phase: 'start' | 'end') => void,
   ) {
     this.requestHead = `POST ${cfg.path} HTTP/1.1\r\nHost: ${cfg.host}:${cfg.port}\r\nContent-Type: application/json\r\n`;
+    this.pool = cfg.client === 'undici' ? new Pool(`http://${cfg.host}:${cfg.port}`, { connections: cfg.maxConnections, pipelining: 1, keepAliveTimeout: IDLE_REUSE_MAX_MS }) : null;
+  }
+
+  private body(n: number): string {
+    return `{"sku":"SKU-${n % this.cfg.skus}","userId":"${this.cfg.userPrefix}${n}","quantity":1,"priceCents":1999}`;
   }
 
   /** Opens the initial connections; resolves with how many connected. */
   async warmConnections(): Promise<number> {
+    if (this.pool !== null) return 0; // undici connects on demand
     const want = Math.min(this.cfg.initialConnections, this.cfg.maxConnections);
     for (let i = 0; i < want; i++) this.open();
     const deadline = performance.now() + 5000;
@@ -155,6 +167,7 @@ export class OpenLoadGenerator {
 
   close(): void {
     for (const c of this.conns) c.socket.destroy();
+    void this.pool?.destroy();
   }
 
   // ---- schedule ----
@@ -192,6 +205,10 @@ export class OpenLoadGenerator {
   private dispatch(r: Pending, now: number): void {
     const s = this.step;
     if (s !== null && r.inWindow) s.dispatchLag.recordMs(now - r.sched);
+    if (this.pool !== null) {
+      this.dispatchUndici(this.pool, r);
+      return;
+    }
     while (this.idle.length > 0) {
       const c = this.idle.pop() as Connection;
       if (c.closed) continue;
@@ -211,9 +228,39 @@ export class OpenLoadGenerator {
     c.current = r;
     if (this.step !== null && r.inWindow) this.step.sendDelay.recordMs(now - r.sched);
     const n = r.seq;
-    const body = `{"sku":"SKU-${n % this.cfg.skus}","userId":"${this.cfg.userPrefix}${n}","quantity":1,"priceCents":1999}`;
+    const body = this.body(n);
     const idem = this.cfg.idempotencyKeys ? `Idempotency-Key: ${this.cfg.userPrefix}k${n}\r\n` : '';
     c.socket.write(`${this.requestHead}Content-Length: ${body.length}\r\n${idem}\r\n${body}`, 'latin1');
+  }
+
+  /** undici: the Pool queues when every connection is busy; latency still runs from `sched`. */
+  private dispatchUndici(pool: Pool, r: Pending): void {
+    this.undiciInFlight.add(r);
+    const s = this.step;
+    if (s !== null) {
+      const st = pool.stats;
+      if (st.connected > s.peakConnections) s.peakConnections = st.connected;
+      if (st.pending > s.peakQueued) s.peakQueued = st.pending;
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (this.cfg.idempotencyKeys) headers['idempotency-key'] = `${this.cfg.userPrefix}k${r.seq}`;
+    pool.request({ path: this.cfg.path, method: 'POST', headers, body: this.body(r.seq) }).then(
+      async (res) => {
+        await res.body.dump();
+        if (r.done) return;
+        r.done = true;
+        this.undiciInFlight.delete(r);
+        this.complete(r, res.statusCode, performance.now());
+        this.maybeDone();
+      },
+      () => {
+        if (r.done) return;
+        r.done = true;
+        this.undiciInFlight.delete(r);
+        this.fail(r, 'socket');
+        this.maybeDone();
+      },
+    );
   }
 
   // ---- connections ----
@@ -375,6 +422,12 @@ export class OpenLoadGenerator {
       if (head === undefined || now - head.sched <= this.cfg.timeoutMs) break;
       this.queue.shift();
       this.fail(head, 'timeout');
+    }
+    for (const r of this.undiciInFlight) {
+      if (now - r.sched <= this.cfg.timeoutMs) continue;
+      r.done = true;
+      this.undiciInFlight.delete(r);
+      this.fail(r, 'timeout');
     }
     for (const c of this.conns) {
       if (c.current !== null && now - c.current.sched > this.cfg.timeoutMs) {

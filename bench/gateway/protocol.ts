@@ -22,6 +22,9 @@ export interface LoadConfig {
   skus: number;
   /** Send a unique Idempotency-Key header with each order. */
   idempotencyKeys: boolean;
+  /** `raw`: the generator's own minimal HTTP/1.1 client; `undici`: an undici Pool (pipelining 1),
+   * a cross-check that costs the generator more CPU per request. */
+  client: 'raw' | 'undici';
 }
 
 export interface StepCommand {

@@ -128,9 +128,11 @@ export async function findMaxRate(
       onStep(r);
       if (r.pass) return r;
       await new Promise((res) => setTimeout(res, opts.settleMs));
-      // A failure while other processes were using the machine says little: retry it (bounded).
-      if (!r.contended || retries >= opts.contendedRetries) return r;
-      retries++;
+      // A failure while other processes were using the machine says little, nor does one on a
+      // cold server (its first step, JIT and connections still warming): retry (bounded).
+      const cold = steps.length === 1;
+      if (!cold && (!r.contended || retries >= opts.contendedRetries)) return r;
+      if (!cold) retries++;
       await between?.();
     }
   };
