@@ -1,5 +1,6 @@
 /** Promise wrappers over the callback fs API (lighter than FileHandle on hot paths). */
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 export function writev(fd: number, buffers: Buffer[], position: number): Promise<number> {
@@ -48,4 +49,18 @@ export function fsyncDirSync(dir: string): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** Replaces `file` atomically and durably: write a temp file, fsync it, rename, fsync the directory. */
+export function writeFileAtomicSync(file: string, data: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o644);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDirSync(path.dirname(file));
 }

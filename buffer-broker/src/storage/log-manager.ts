@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { fdatasync, fsyncDirSync } from './fs-async.ts';
+import { fdatasync, fsyncDirSync, writeFileAtomicSync } from './fs-async.ts';
 import { PartitionLog, StorageError, type AppendInput, type LogConfig } from './partition-log.ts';
 
 export type FsyncPolicy = 'always' | 'interval';
@@ -264,17 +264,4 @@ export class LogManager {
     await this.checkpoint();
     for (const t of this.topics.values()) for (const p of t.partitions) p.closeSync();
   }
-}
-
-export function writeFileAtomicSync(file: string, data: string): void {
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  fsyncDirSync(path.dirname(file));
 }

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import type { CommittedOffset, OffsetStore } from '../coordinator/offset-store.ts';
-import { fdatasync, fsyncDirSync, writev } from './fs-async.ts';
+import { fdatasync, writeFileAtomicSync, writev } from './fs-async.ts';
 
 type OffsetEntry = CommittedOffset;
 
@@ -159,16 +159,7 @@ export class DurableOffsetStore implements OffsetStore {
   private compact(): void {
     const snap: Record<string, OffsetEntry[]> = {};
     for (const [g, m] of this.groups) snap[g] = [...m.values()];
-    const tmp = `${this.snapshotPath}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o644);
-    try {
-      fs.writeSync(fd, JSON.stringify(snap));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.snapshotPath);
-    fsyncDirSync(this.dir);
+    writeFileAtomicSync(this.snapshotPath, JSON.stringify(snap));
     fs.ftruncateSync(this.fd, 0);
     fs.fsyncSync(this.fd);
     this.size = 0;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { firstRecordAtOrAfter, recordTimestampAt } from '../protocol/record-batch.ts';
-import { fsyncDirSync, writev } from './fs-async.ts';
+import { fsyncDirSync, writeFileAtomicSync, writev } from './fs-async.ts';
 import { ProducerStateTable, nextSeq } from './producer-state.ts';
 import { Segment, type BatchInfo } from './segment.ts';
 
@@ -501,15 +501,7 @@ export class PartitionLog {
       const batches = e.batches.filter(([, , base]) => base < offset);
       if (batches.length > 0) producers[pid] = { ...e, batches };
     }
-    const tmp = `${this.producerSnapshotPath}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify({ offset, producers }));
-    const fd = fs.openSync(tmp, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.producerSnapshotPath);
+    writeFileAtomicSync(this.producerSnapshotPath, JSON.stringify({ offset, producers }));
   }
 
   /** Makes the active segment's indexes durable (before a recovery checkpoint). */

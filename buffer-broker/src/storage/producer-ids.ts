@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomicSync } from './log-manager.ts';
+import { writeFileAtomicSync } from './fs-async.ts';
 
 const BLOCK = 1000;
 const FIRST_ID = 1000;
