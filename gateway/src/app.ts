@@ -252,12 +252,15 @@ export function buildApp(deps: GatewayDeps): Express {
       offset: placement.offset,
       estimatedDeliverySeconds: Math.round(admission.etaSeconds),
     });
-    const pipe = redis.pipeline();
-    pipe.hset(keys.order(order.orderId), 'status', 'accepted', 'acceptedAt', String(order.acceptedAt), 'sku', order.sku, 'partition', String(placement.partition), 'offset', String(placement.offset));
-    pipe.expire(keys.order(order.orderId), config.orderStatusTtlS);
-    if (idemKey !== null) pipe.set(idemKey, `D|${hash}|202|${body}`, 'KEEPTTL');
+    // Plain commands: ioredis auto-pipelining sends those of every order answered in this tick
+    // in one write (an explicit pipeline per order cost one write each).
+    const writes: Promise<unknown>[] = [
+      redis.hset(keys.order(order.orderId), 'status', 'accepted', 'acceptedAt', String(order.acceptedAt), 'sku', order.sku, 'partition', String(placement.partition), 'offset', String(placement.offset)),
+      redis.expire(keys.order(order.orderId), config.orderStatusTtlS),
+    ];
+    if (idemKey !== null) writes.push(redis.set(idemKey, `D|${hash}|202|${body}`, 'KEEPTTL'));
     // The order is durable: a failure to record its status must not turn the 202 into an error.
-    pipe.exec().catch((err: unknown) => log.error({ err: (err as Error).message, orderId: order.orderId }, 'could not record order status'));
+    Promise.all(writes).catch((err: unknown) => log.error({ err: (err as Error).message, orderId: order.orderId }, 'could not record order status'));
     return { status: 202, body };
   }
 
