@@ -5,7 +5,7 @@
 //   spillway loadtest sold-out --up                        (this machine: 100/s for 20 s, 300 units)
 //   k6 run -e BASE_URL=... -e ADMIN_TOKEN=... -e RATE=3000 -e STOCK=5000 loadtest/scenarios/sold-out.js
 import exec from 'k6/execution';
-import { num, placeOrder, setupSale, str, summaryHandler, teardownSale, TREND_STATS } from './lib/common.js';
+import { constantArrivals, num, placeOrder, setupSale, str, summaryHandler, teardownSale, TREND_STATS } from './lib/common.js';
 
 const RATE = num('RATE', 100);
 const STOCK = num('STOCK', 300);
@@ -13,14 +13,7 @@ const STOCK = num('STOCK', 300);
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    storm: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: str('DURATION', '20s'),
-      preAllocatedVUs: num('PRE_VUS', 50),
-      maxVUs: num('MAX_VUS', 400),
-    },
+    storm: constantArrivals(RATE, str('DURATION', '20s'), { pre: 50, max: 400 }),
   },
   thresholds: {
     orders_accepted: [`count<=${STOCK}`], // never more than the stock
