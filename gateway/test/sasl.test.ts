@@ -10,7 +10,7 @@ import { run, spillwayBin, startBrokerProcess, startGatewayProcess, startRedis, 
 import { gatewaySettings, loadGatewayConfig } from '../src/config.ts';
 import { kafkaSasl } from '../src/publisher.ts';
 import { drainerSettings, loadDrainerConfig } from '../../drainer/src/config.ts';
-import { kafkaSasl as drainerKafkaSasl } from '../../drainer/src/log-client.ts';
+import { KafkajsLogClient, kafkaSasl as drainerKafkaSasl } from '../../drainer/src/log-client.ts';
 
 const PASSWORD = 'gw-Pa55:word';
 let redis: RedisProcess;
@@ -66,6 +66,32 @@ describe('gateway against a SASL/PLAIN broker', () => {
     expect(r.stdout.toString() + r.stderr).toMatch(/SASL PLAIN authentication failed/);
     expect(r.stdout.toString() + r.stderr).not.toContain('not-the-password');
   }, 90_000);
+});
+
+describe('drainer log client against a SASL/PLAIN broker', () => {
+  it('dead-letters, consumes in its group, commits and reads lag with the credentials from its settings', async () => {
+    const settings = loadDrainerConfig([], { KAFKA_SASL_USERNAME: 'gateway', KAFKA_SASL_PASSWORD: PASSWORD }).config;
+    const client = new KafkajsLogClient([broker.bootstrap], 'sasl-drainer', drainerKafkaSasl(settings));
+    try {
+      await client.ensureTopic('sasl-dlq', 1);
+      await client.deadLetter('sasl-dlq', { key: 'k', value: 'dead', headers: { reason: 'test' } });
+      const consumer = client.consumer('sasl-drainer-group', 'sasl-dlq');
+      const got: string[] = [];
+      await consumer.run(async (b) => {
+        for (const r of b.records) got.push(r.value);
+        const last = b.records.at(-1);
+        if (last) {
+          b.taken(last.offset);
+          await consumer.commit(b.topic, b.partition, last.offset + 1);
+        }
+      }, () => undefined);
+      await waitFor(() => got.includes('dead'), { timeoutMs: 30_000, what: 'the dead letter consumed' });
+      await waitFor(async () => (await client.lag('sasl-drainer-group', 'sasl-dlq')).every((p) => p.lag === 0), { timeoutMs: 30_000, what: 'lag 0 after commit' });
+      await consumer.stop();
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
 
 describe('KAFKA_SASL_* settings', () => {
