@@ -10,7 +10,7 @@ import { Admission } from './admission.ts';
 import { buildApp } from './app.ts';
 import { gatewaySettings, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayMetrics } from './metrics.ts';
-import { KafkajsPublisher } from './publisher.ts';
+import { kafkaSasl, KafkajsPublisher } from './publisher.ts';
 import { Quotas } from './quotas.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -47,6 +47,7 @@ export async function startGateway(config: GatewayConfig): Promise<{ port: numbe
     lingerMs: config.lingerMs,
     maxBatch: config.maxBatch,
     requestTimeoutMs: config.appendTimeoutMs,
+    sasl: kafkaSasl(config),
     log,
   });
   publisher.onBatch = (n) => metrics.batch.observe(n);
