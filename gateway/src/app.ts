@@ -317,9 +317,17 @@ export function buildApp(deps: GatewayDeps): Express {
       const topic = req.params.topic;
       if (!TOPIC_NAME.test(topic)) throw new HttpError(400, 'VALIDATION_FAILED', 'invalid fields: topic', { fields: [{ field: 'topic', message: '1-249 characters of [a-zA-Z0-9._-]' }] });
       const body = parse(recordsBody, (await readJsonBody(req, config.recordsBodyLimitBytes)).value);
+      const values = body.records.map((r, index) => {
+        try {
+          return JSON.stringify(r.value ?? null);
+        } catch {
+          // JSON.parse takes any depth, JSON.stringify recurses: a value nested too deeply overflows the stack.
+          throw new HttpError(400, 'VALIDATION_FAILED', `invalid fields: records.${index}.value`, { fields: [{ field: `records.${index}.value`, message: 'nested too deeply' }] });
+        }
+      });
       const results = await Promise.all(
         body.records.map((r, index) =>
-          withTimeout(publisher.publish({ topic, key: r.key ?? null, value: JSON.stringify(r.value ?? null), headers: r.headers }), config.appendTimeoutMs).then(
+          withTimeout(publisher.publish({ topic, key: r.key ?? null, value: values[index], headers: r.headers }), config.appendTimeoutMs).then(
             (p) => ({ index, status: 'accepted', partition: p.partition, offset: p.offset }),
             (err: unknown) => {
               const e = toHttpError(err);

@@ -9,6 +9,7 @@ import { createLogger } from '../../lib/src/logger.ts';
 import { Shutdown } from '../../lib/src/shutdown.ts';
 import { Admission } from './admission.ts';
 import { buildApp } from './app.ts';
+import { HttpError, sendError } from './http-errors.ts';
 import { gatewaySettings, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { KafkajsPublisher } from './publisher.ts';
@@ -131,6 +132,10 @@ export function createGatewayServer(app: http.RequestListener, limits: ServerLim
       return;
     }
     socket.destroy();
+  });
+  // An Expect other than 100-continue: node would answer a bare 417.
+  server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    sendError(res, new HttpError(417, 'EXPECTATION_FAILED', 'only Expect: 100-continue is supported'));
   });
   // CONNECT (a proxy request) is not for us: without this listener node just drops the socket.
   server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
