@@ -28,7 +28,7 @@ const issued: string[] = [];
 beforeAll(async () => {
   [redisProc, broker] = await Promise.all([startRedis(), startBrokerProcess()]);
   const base = { redisUrl: redisProc.url, kafkaBrokers: broker.bootstrap };
-  gwAdmin = await startGatewayProcess({ ...base, args: ['--admin-token', ADMIN, '--rate-limit', '0', '--log-level', 'trace'] });
+  gwAdmin = await startGatewayProcess({ ...base, args: ['--admin-token', ADMIN, '--rate-limit', '0', '--log-level', 'trace', '--append-timeout-ms', '3000'] });
   gwKeys = await startGatewayProcess({ ...base, args: ['--require-api-key', 'true', '--rate-limit', '0', '--log-level', 'trace'] });
   redis = new Redis(redisProc.url, { maxRetriesPerRequest: 1 });
 });
@@ -274,5 +274,30 @@ describe('metrics and health', () => {
       for (const [, sku] of text.matchAll(/sku="([^"]*)"/g)) expect(loadedSkus.has(sku), `${path}: sku label ${sku}`).toBe(true);
       expect(text).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/);
     }
+  });
+});
+
+describe('outage answers (last: the broker is killed)', () => {
+  it('name no host, port or client error: per-record errors, order errors and /readyz', async () => {
+    const before = await fetch(`${gwAdmin.url}/v1/topics/orders/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ value: 1 }] }) });
+    expect(before.status).toBe(202);
+    await before.body?.cancel();
+    await broker.kill('SIGKILL');
+    const internals = [/127\.0\.0\.1/, new RegExp(`:${broker.port}\\b`), /ECONN|EPIPE|ETIMEDOUT/i, /kafkajs|KafkaJS|Connection error|timed out after/i, /\bat [\w.<>]+ \(/];
+    const texts: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const records = await fetch(`${gwAdmin.url}/v1/topics/orders/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ value: i }, { key: 'k', value: i }] }) });
+      expect(records.status).toBeGreaterThanOrEqual(500);
+      const text = await records.text();
+      const body = JSON.parse(text) as { results?: { status: string; error: { code: string; message: string } }[]; error?: { code: string } };
+      for (const r of body.results ?? []) expect([r.status, r.error.code]).toEqual(['failed', 'BUFFER_UNAVAILABLE']);
+      texts.push(text);
+      const placed = await postOrder(gwAdmin.url, order());
+      expect(placed.status).toBe(503);
+      texts.push(await placed.text());
+    }
+    const ready = await fetch(`${gwAdmin.url}/readyz`);
+    texts.push(await ready.text());
+    for (const text of texts) for (const re of internals) expect(text, `${String(re)} in ${text}`).not.toMatch(re);
   });
 });
