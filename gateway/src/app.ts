@@ -452,7 +452,8 @@ export function buildApp(deps: GatewayDeps): Express {
     '/api-keys/:name',
     adminRoute(async (req, res) => {
       // ?keyId= revokes one key of the name (rotation: create a second key, move clients, revoke the first).
-      const keyId = typeof req.query.keyId === 'string' ? req.query.keyId : undefined;
+      const keyId = req.query.keyId;
+      if (keyId !== undefined && typeof keyId !== 'string') throw new HttpError(400, 'VALIDATION_FAILED', 'invalid fields: keyId', { fields: [{ field: 'keyId', message: 'one keyId' }] });
       const all = await redis.hgetall(keys.apiKeys());
       const hashes = Object.entries(all)
         .filter(([h, n]) => n === req.params.name && (keyId === undefined || keyIdOf(h) === keyId))

@@ -135,7 +135,9 @@ describe('API keys', () => {
     expect(listed.apiKeys.filter((k) => k.name === name).map((k) => k.keyId).sort()).toEqual([first.keyId, second.keyId].sort());
     expect(JSON.stringify(listed)).not.toContain(first.apiKey);
 
-    await (await admin('DELETE', `/api-keys/${name}?keyId=nope`)).body?.cancel();
+    expect(await statusOf(await admin('DELETE', `/api-keys/${name}?keyId=nope`))).toBe(404);
+    // Two keyIds is a mistake, not "revoke them all".
+    expect(await statusOf(await admin('DELETE', `/api-keys/${name}?keyId=${first.keyId}&keyId=${second.keyId}`))).toBe(400);
     const revoked = await admin('DELETE', `/api-keys/${name}?keyId=${first.keyId}`);
     expect([revoked.status, await revoked.json()]).toEqual([200, { name, revoked: 1 }]);
     await waitFor(async () => ((await statusOf(await postOrder(gwKeys.url, order(), { 'x-api-key': first.apiKey }))) === 401 ? true : null), {
