@@ -1,6 +1,6 @@
 /** Settings of `spillway gateway`: every one has a flag and an env var. */
 import { z } from 'zod';
-import { ConfigError, bool, loadConfig, nonNegativeInt, port, positiveInt, setting, type ConfigOf } from '../../lib/src/config.ts';
+import { bool, ConfigError, loadConfig, nonNegativeInt, port, positiveInt, setting, type ConfigOf } from '../../lib/src/config.ts';
 
 export const gatewaySettings = {
   host: setting({ env: 'SPILLWAY_GATEWAY_HOST', flag: 'host', schema: z.string().min(1), default: '127.0.0.1', description: 'address the HTTP API binds to' }),
@@ -39,6 +39,11 @@ export const gatewaySettings = {
   backlogBudgetS: setting({ env: 'SPILLWAY_BACKLOG_BUDGET_S', flag: 'backlog-budget-s', schema: positiveInt, default: 3 * 86_400, description: 'shed new orders (503 BACKLOG_FULL) when the drain ETA exceeds this' }),
   backlogResumeS: setting({ env: 'SPILLWAY_BACKLOG_RESUME_S', flag: 'backlog-resume-s', schema: positiveInt, default: Math.floor(2.5 * 86_400), description: 'accept again once the drain ETA is below this' }),
   backlogMaxOrders: setting({ env: 'SPILLWAY_BACKLOG_MAX_ORDERS', flag: 'backlog-max-orders', schema: nonNegativeInt, default: 0, description: 'also shed when the backlog exceeds this many orders (0 = no count limit)' }),
+  headersTimeoutMs: setting({ env: 'SPILLWAY_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: positiveInt, default: 10_000, description: 'a request whose headers take longer is answered 408 and its connection closed (slowloris)' }),
+  requestTimeoutMs: setting({ env: 'SPILLWAY_REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', schema: positiveInt, default: 30_000, description: 'a request (headers and body) taking longer to arrive is answered 408 and its connection closed; at least --headers-timeout-ms' }),
+  keepAliveTimeoutMs: setting({ env: 'SPILLWAY_KEEP_ALIVE_TIMEOUT_MS', flag: 'keep-alive-timeout-ms', schema: positiveInt, default: 5000, description: 'an idle keep-alive connection is closed after this long' }),
+  maxRequestsPerSocket: setting({ env: 'SPILLWAY_MAX_REQUESTS_PER_SOCKET', flag: 'max-requests-per-socket', schema: nonNegativeInt, default: 10_000, description: 'requests one keep-alive connection may carry before it is closed (0 = no limit)' }),
+  maxConnections: setting({ env: 'SPILLWAY_MAX_CONNECTIONS', flag: 'max-connections', schema: nonNegativeInt, default: 10_000, description: 'open connections at most; further ones are closed at once (0 = no limit)' }),
   logLevel: setting({ env: 'SPILLWAY_LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', description: 'log level' }),
 };
 
@@ -47,6 +52,9 @@ export type GatewayConfig = ConfigOf<typeof gatewaySettings>;
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
   const loaded = loadConfig(gatewaySettings, argv, env);
   checkKafkaSasl(loaded.config);
+  const c = loaded.config;
+  // node:http refuses a headers timeout longer than the request timeout.
+  if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError([`--request-timeout-ms=${c.requestTimeoutMs} must be at least --headers-timeout-ms=${c.headersTimeoutMs}`]);
   return loaded;
 }
 
