@@ -32,7 +32,6 @@ const controlKeys = {
   delivered: (name: string, second: number) => `spw:downstream:${name}:delivered:${second}`,
 };
 
-const LOCK_MS = 15_000;
 const STALLED_CHECK_MS = 5_000;
 
 /** Whole seconds of deliveries the rate controller averages before it adjusts the boost. */
@@ -108,10 +107,10 @@ export class Downstream {
       prefix: 'spw:bull',
       concurrency: c.concurrency,
       maxStalledCount: 1000,
-      // A crashed drainer's active jobs go back to the window within about 20 s (BullMQ's
-      // defaults, 30 s locks checked every 30 s, took up to a minute); locks of live workers
-      // are renewed every lockDuration/2, so only an event loop stuck for 15 s loses one.
-      lockDuration: LOCK_MS,
+      // A crashed drainer's active jobs go back to the window once their lock (BullMQ's default
+      // 30 s, renewed every 15 s by live workers) has expired and the next check (every 5 s,
+      // was 30 s) runs: within about 35 s instead of up to a minute. The lock stays long: a
+      // lock lost by a live but starved process means a second delivery.
       stalledInterval: STALLED_CHECK_MS,
     });
     this.worker.on('error', (err) => this.d.log.warn({ err: err.message, downstream: this.name }, 'worker error'));

@@ -204,10 +204,14 @@ export class Pump {
           for (const o of done) st.acceptedAt.delete(o);
         }
       }
+      // Lost the partition meanwhile (a rebalance during the awaits): its new owner started from
+      // the last commit and needs the done marks above it, so neither commit nor trim them here.
+      if (this.parts.get(partition) !== st) continue;
       const commitTo = st.outstanding.length > 0 ? st.outstanding[0] : st.next;
       if (commitTo > st.committed) {
         await this.o.consumer.commit(this.o.topic, partition, commitTo);
         st.committed = commitTo;
+        if (this.parts.get(partition) !== st) continue;
         await this.o.redis.zremrangebyscore(doneKey(this.o.name, this.o.topic, partition), '-inf', commitTo - 1);
       }
     }
