@@ -318,6 +318,11 @@ interface AccuracyRun {
   heapPeakMb: number;
   /** Deliveries in each second from the first delivery to the measured window. */
   warmup: number[];
+  /** The limiter at the end (BullMQ queue meta) and the drainer's rate-controller state. */
+  limiter: Record<string, string>;
+  boost: Record<string, string>;
+  /** Median of the drainer's event-loop delay p99 samples (ms). */
+  lagP99Ms: number;
   redisRss: RssFigures;
 }
 
@@ -337,6 +342,8 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
   const heap = new HeapSampler(d.metricsPort).start();
   const redisRss = new RssSampler(s.redisProc.proc.pid ?? 0).start();
   let heapPeakMb = Number.NaN;
+  let limiter: Record<string, string> = {};
+  let boost: Record<string, string> = {};
   const warmup: number[] = [];
   let accuracy: RateAccuracy | null = null;
   let rssFig: RssFigures | undefined;
@@ -353,6 +360,7 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
     }
     await poller.poll();
     accuracy = rateAccuracy(rate, poller.buckets, from, to);
+    [limiter, boost] = await Promise.all([s.redis.hgetall(`spw:bull:deliver-${name}:meta`), s.redis.hgetall(`spw:downstream:${name}:rate-boost`)]);
     for (let sec = first; sec < from; sec++) warmup.push(poller.buckets.get(sec) ?? 0);
   } finally {
     poller.stop();
@@ -361,6 +369,12 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
     redisFig = redisRss.stop();
     await stopProcess(d);
     fs.rmSync(path.dirname(config), { recursive: true, force: true });
+    // BENCH_DRAINER_LOGS=dir: the drainer's log lines (NDJSON), e.g. with SPILLWAY_LOG_LEVEL=debug.
+    const logDir = process.env.BENCH_DRAINER_LOGS;
+    if (logDir !== undefined && logDir !== '') {
+      fs.mkdirSync(logDir, { recursive: true });
+      fs.writeFileSync(path.join(logDir, `${name}.ndjson`), d.logs.map((l) => JSON.stringify(l)).join('\n'));
+    }
   }
   const last = (await poller.poll()) ?? (await s.sim.stats());
   const run: AccuracyRun = {
@@ -376,6 +390,9 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
     heapPeakMb,
     warmup,
     redisRss: redisFig,
+    limiter,
+    boost,
+    lagP99Ms: median(heap.lagP99Ms),
   };
   const a = run.accuracy;
   if (a) {
@@ -383,8 +400,17 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
       `  ${String(rate).padStart(5)}/s  mean ${a.mean.toFixed(1)} (${pct(a.meanError)}), max ${a.max} (${pct(a.maxError)}), min ${a.min}, worst ${a.worst} (${pct(a.worstError)}), ledger max/s ${run.ledgerMaxPerSecond}, RSS ${fmt(rssFig.startMb)}→${fmt(rssFig.peakMb)} MB (heap peak ${fmt(heapPeakMb)} MB), redis ${fmt(redisFig.startMb)}→${fmt(redisFig.peakMb)} MB`,
     );
     console.log(`         per second: [warm-up ${run.warmup.join(' ')}] ${a.counts.join(' ')}`);
+    console.log(
+      `         limiter at the end: max ${run.limiter.max ?? '?'} per ${run.limiter.duration ?? '?'} ms, boost ${Number(run.boost.boost ?? Number.NaN).toFixed(3)}; drainer event-loop delay p99 (median of samples) ${fmt(run.lagP99Ms, 1)} ms`,
+    );
   }
   return run;
+}
+
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
 }
 
 function rows(tp: ThroughputRun[], acc: AccuracyRun[]): Row[] {

@@ -268,6 +268,8 @@ export class HeapSampler {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   peakBytes = 0;
+  /** Event-loop delay p99 (ms) per sample: how late the process ran (a shared, loaded machine shows here). */
+  readonly lagP99Ms: number[] = [];
 
   constructor(
     private readonly metricsPort: number,
@@ -287,6 +289,8 @@ export class HeapSampler {
       const text = await res.text();
       const m = /^spillway_drainer_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
       if (m) this.peakBytes = Math.max(this.peakBytes, Number(m[1]));
+      const lag = /^spillway_drainer_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text);
+      if (lag) this.lagP99Ms.push(Number(lag[1]) * 1000);
     } catch {
       // stopping, or too busy to answer: the next sample counts
     } finally {

@@ -8,6 +8,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/src/logger.ts';
 import { keys } from '../../lib/src/redis-keys.ts';
+import { DeliveryWrites } from './batch.ts';
 import { CircuitBreaker } from './breaker.ts';
 import { burstOf, type DownstreamConfig } from './config.ts';
 import type { DeliveryClient } from './delivery.ts';
@@ -24,7 +25,17 @@ const controlKeys = {
   dlqIndex: keys.dlqIndex,
   dlqItems: keys.dlqItems,
   redrive: keys.redrive,
+  /** Hash: boost (limiter rate / configured rate), rate (the effective rate it was measured for), at (ms, last change). */
+  boost: (name: string) => `spw:downstream:${name}:rate-boost`,
+  boostLock: (name: string) => `spw:downstream:${name}:rate-boost-lock`,
+  /** Deliveries completed in one wall-clock second, fleet-wide. */
+  delivered: (name: string, second: number) => `spw:downstream:${name}:delivered:${second}`,
 };
+
+const STALLED_CHECK_MS = 5_000;
+
+/** Whole seconds of deliveries the rate controller averages before it adjusts the boost. */
+const BOOST_MEASURE_S = 3;
 
 const DLQ_INDEX_CAP = 100_000;
 /** Most jobs pending in BullMQ per downstream, whatever the rate. */
@@ -59,17 +70,23 @@ export interface RateState {
 export class Downstream {
   readonly queue: Queue;
   private worker: Worker | null = null;
+  private workerConnection: Redis | null = null;
   private pump: Pump | null = null;
   private timers: NodeJS.Timeout[] = [];
   private readonly breaker = new CircuitBreaker();
   private applied = '';
+  /** The limiter plan in force (null while paused) and the limiter this process last wrote. */
+  private plan: LimiterPlan | null = null;
+  private written: Limiter | null = null;
   state: RateState;
   private readonly name: string;
   private readonly now: () => number;
+  private readonly writes: DeliveryWrites;
 
   constructor(private readonly d: DownstreamDeps) {
     this.name = d.config.name;
     this.now = d.now ?? Date.now;
+    this.writes = new DeliveryWrites(d.redis, `deliveredAt:${this.name}`, ORDER_TTL_S, (sec) => controlKeys.delivered(this.name, sec));
     this.queue = new Queue(`deliver-${this.name}`, { connection: d.bullConnection, prefix: 'spw:bull' });
     const ws = windowState(d.config, this.now());
     this.state = { effectiveRate: ws.rate, scheduleRate: ws.rate, window: ws.window, paused: ws.paused, manualPause: false, override: null, aimdFactor: 1 };
@@ -82,11 +99,19 @@ export class Downstream {
   async start(): Promise<void> {
     const c = this.d.config;
     await this.control();
+    // Its own connection: the worker's fetches and completions do not queue behind the pump's job inserts.
+    this.workerConnection = this.d.bullConnection.duplicate();
+    this.workerConnection.on('error', (err: Error) => this.d.log.warn({ err: err.message, downstream: this.name }, 'redis error (worker)'));
     this.worker = new Worker(`deliver-${this.name}`, (job: Job<DeliveryJob>) => this.process(job), {
-      connection: this.d.bullConnection,
+      connection: this.workerConnection,
       prefix: 'spw:bull',
       concurrency: c.concurrency,
       maxStalledCount: 1000,
+      // A crashed drainer's active jobs go back to the window once their lock (BullMQ's default
+      // 30 s, renewed every 15 s by live workers) has expired and the next check (every 5 s,
+      // was 30 s) runs: within about 35 s instead of up to a minute. The lock stays long: a
+      // lock lost by a live but starved process means a second delivery.
+      stalledInterval: STALLED_CHECK_MS,
     });
     this.worker.on('error', (err) => this.d.log.warn({ err: err.message, downstream: this.name }, 'worker error'));
     this.pump = new Pump({
@@ -116,6 +141,7 @@ export class Downstream {
       await this.publishBacklog();
     });
     every(500, () => this.redrive());
+    every(DITHER_SLOT_MS / 5, () => this.dither());
     await this.pump.start();
     this.d.log.info({ downstream: this.name, url: c.url, topic: c.topic, group: this.groupId, rate: c.rate }, 'draining');
   }
@@ -125,11 +151,12 @@ export class Downstream {
     const c = this.d.config;
     const now = this.now();
     const ws = windowState(c, now);
-    const [ctl, factorRaw, cut, meta] = await Promise.all([
+    const [ctl, factorRaw, cut, meta, boostState] = await Promise.all([
       this.d.redis.hgetall(controlKeys.control(this.name)),
       this.d.redis.get(controlKeys.aimd(this.name)),
       this.d.redis.exists(controlKeys.aimdCut(this.name)),
       this.queue.getMeta(),
+      this.d.redis.hgetall(controlKeys.boost(this.name)),
     ]);
     let factor = factorRaw === null ? 1 : Math.min(1, Math.max(0.05, Number(factorRaw)));
     // Additive increase: one process per second creeps the shared factor back up while no pushback arrives.
@@ -147,23 +174,71 @@ export class Downstream {
     m.rateLimit.set({ downstream: this.name }, effectiveRate);
     m.windowState.set({ downstream: this.name }, paused ? 0 : 1);
     m.aimdFactor.set({ downstream: this.name }, factor);
-    const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}`;
-    const limiter = limiterFor(effectiveRate, burstOf(c, effectiveRate));
+    const burst = burstOf(c, effectiveRate);
+    const boost = paused ? 1 : await this.adjustBoost(effectiveRate, burst, boostState, now);
+    const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}x${boost.toFixed(4)}`;
+    const plan = limiterPlan(effectiveRate, burst, boost);
+    this.plan = paused ? null : plan;
+    const limiter = limiterAt(plan, Date.now());
     // The queue's own state in Redis must match too: after Redis loses data it holds no limit
     // (BullMQ would then deliver unlimited) and no pause, whatever was applied before.
-    const inSync = paused ? meta.paused === true : meta.paused !== true && meta.max === limiter.max && meta.duration === limiter.duration;
+    const matches = (l: Limiter) => meta.max === l.max && meta.duration === l.duration;
+    const inSync = paused ? meta.paused === true : meta.paused !== true && (matches(plan.lo) || matches(plan.hi));
     if (key === this.applied && inSync) return;
     if (paused) {
       await this.queue.pause();
     } else {
       await this.queue.setGlobalRateLimit(limiter.max, limiter.duration);
+      this.written = limiter;
       if (meta.paused === true) await this.queue.resume();
     }
-    this.d.log.info(
-      { downstream: this.name, paused, effectiveRate, window: ws.window, manualPause, override, aimdFactor: factor, ...(key === this.applied ? { reapplied: true } : {}) },
-      key === this.applied ? 'delivery rate re-applied (queue state in Redis differed)' : 'delivery rate applied',
-    );
+    const onlyBoost = !paused && this.applied.split('x')[0] === key.split('x')[0] && key !== this.applied;
+    const fields = { downstream: this.name, paused, effectiveRate, window: ws.window, manualPause, override, aimdFactor: factor, boost, limiter: plan, ...(key === this.applied ? { reapplied: true } : {}) };
+    if (onlyBoost) this.d.log.debug(fields, 'limiter boost adjusted');
+    else this.d.log.info(fields, key === this.applied ? 'delivery rate re-applied (queue state in Redis differed)' : 'delivery rate applied');
     this.applied = key;
+  }
+
+  /** Writes the plan's limiter for the current time slot when it changes (every process writes the same one). */
+  private async dither(): Promise<void> {
+    const plan = this.plan;
+    if (plan === null || plan.f === 0) return;
+    const l = limiterAt(plan, Date.now());
+    if (this.written !== null && this.written.max === l.max && this.written.duration === l.duration) return;
+    this.written = l;
+    await this.queue.setGlobalRateLimit(l.max, l.duration);
+  }
+
+  /**
+   * The fleet-wide boost of the limiter (see nextBoost): one process a second measures the
+   * deliveries of the last whole seconds since the last change and, when the limiter was the
+   * bottleneck (jobs were waiting), sets the boost that makes them match the rate.
+   */
+  private async adjustBoost(rate: number, burst: number, st: Record<string, string>, now: number): Promise<number> {
+    const r = this.d.redis;
+    const current = Number(st.boost);
+    const boost = Number.isFinite(current) && current > 0 ? current : 1;
+    if ((await r.set(controlKeys.boostLock(this.name), '1', 'PX', 950, 'NX')) !== 'OK') return boost;
+    const rateKey = rate.toFixed(3);
+    const at = Number(st.at);
+    if (st.rate !== rateKey || !Number.isFinite(at)) {
+      // A new rate (or none measured yet): measure from now on with the boost as it is.
+      await r.hset(controlKeys.boost(this.name), 'boost', String(boost), 'rate', rateKey, 'at', String(now));
+      return boost;
+    }
+    const sec = Math.floor(now / 1000);
+    const from = sec - BOOST_MEASURE_S;
+    if (from * 1000 < at) return boost; // not enough whole seconds since the last change
+    const [counts, waiting] = await Promise.all([
+      r.mget(Array.from({ length: BOOST_MEASURE_S }, (_, i) => controlKeys.delivered(this.name, from + i))),
+      this.queue.getJobCounts('wait'),
+    ]);
+    if ((waiting.wait ?? 0) === 0) return boost; // the window ran dry: the limiter was not the bottleneck
+    const achieved = counts.reduce((n, v) => n + Number(v ?? 0), 0) / BOOST_MEASURE_S;
+    const next = nextBoost(rate, burst, limiterPlan(rate, burst, boost).nominal, achieved);
+    if (next === null || Math.abs(next / boost - 1) < 0.003) return boost;
+    await r.hset(controlKeys.boost(this.name), 'boost', String(next), 'rate', rateKey, 'at', String(now));
+    return next;
   }
 
   /** The worker's processor: deliver, then record the outcome; throwing means "retry later". */
@@ -172,7 +247,7 @@ export class Downstream {
     const m = this.d.metrics;
     const labels = { downstream: this.name };
     // An order the gateway answered 503 for (its append outcome was unknown) is never delivered.
-    if ((await this.d.redis.hget(keys.order(j.orderId), 'status')) === 'rejected') {
+    if ((await this.writes.statusOf.add(keys.order(j.orderId))) === 'rejected') {
       await this.finish(j);
       m.deliveries.inc({ ...labels, outcome: 'skipped_rejected' });
       return 'skipped';
@@ -184,12 +259,12 @@ export class Downstream {
       case 'delivered': {
         this.breaker.success();
         m.deliveries.inc({ ...labels, outcome: 'delivered' });
-        const now = String(Date.now());
-        await Promise.all([
-          this.d.redis.hset(keys.order(j.orderId), 'status', 'delivered', 'deliveredAt', now, `deliveredAt:${this.name}`, now, 'attempts', String(job.attemptsMade + 1)),
-          this.d.redis.expire(keys.order(j.orderId), ORDER_TTL_S),
-          this.finish(j),
-        ]);
+        await this.writes.delivered.add({
+          orderKey: keys.order(j.orderId),
+          doneKey: doneKey(this.name, j.topic, j.partition),
+          attempts: job.attemptsMade + 1,
+          offset: j.redrive === true ? null : j.offset,
+        });
         if (j.redrive) await this.d.redis.multi().zrem(controlKeys.dlqIndex(this.name), j.orderId).hdel(controlKeys.dlqItems(this.name), j.orderId).exec();
         return 'delivered';
       }
@@ -323,11 +398,88 @@ export class Downstream {
     await this.worker?.close();
     await this.pump?.stop();
     await this.queue.close();
+    await this.workerConnection?.quit().catch(() => undefined);
   }
 }
 
-/** BullMQ limiter for a rate with a burst: at most `max` jobs per `duration` ms. */
-export function limiterFor(rate: number, burst: number): { max: number; duration: number } {
-  const max = Math.max(1, Math.min(burst, Math.floor(rate)));
-  return { max, duration: Math.max(1, Math.round((1000 * max) / rate)) };
+/** Jobs per limiter window, as a share of the rate: a wall-clock second that holds one window more or less than the next is off by this much. */
+const WINDOW_SHARE = 0.03;
+/** Most the limiter's nominal rate may exceed the configured one to make up for the gaps between its windows. */
+const MAX_BOOST = 1.25;
+
+/** Most jobs per limiter window: half the burst (the other half is room for the boost), and at most 3% of the rate. */
+export function windowCap(rate: number, burst: number): number {
+  return Math.max(1, Math.min(Math.floor(burst / 2), Math.round(rate * WINDOW_SHARE)));
+}
+
+export interface Limiter {
+  max: number;
+  duration: number;
+}
+
+export interface LimiterPlan {
+  /** The closest limiters below and above the target rate (the same one when it is exact). */
+  lo: Limiter;
+  hi: Limiter;
+  /** Share of time slots that use `hi` so the average is the target. */
+  f: number;
+  /** The average nominal rate (= rate × boost). */
+  nominal: number;
+}
+
+const nominalOf = (l: Limiter) => (1000 * l.max) / l.duration;
+
+/**
+ * BullMQ limiter (at most `max` jobs per `duration` ms, fixed windows) for `rate × boost`/s,
+ * with windows of at most windowCap jobs (so no wall-clock second gains or loses a whole burst).
+ * Durations are whole milliseconds, so with small windows the nearest limiters can be a few
+ * percent apart (1000/s in windows of 25: 25 per 25 ms or 25 per 24 ms, 4% more): the plan
+ * names the pair around the target and the share of time slots to give the upper one.
+ */
+export function limiterPlan(rate: number, burst: number, boost = 1): LimiterPlan {
+  const target = rate * boost;
+  const cap = windowCap(rate, burst);
+  let lo: Limiter | null = null;
+  let hi: Limiter | null = null;
+  // Larger windows first (fewer limiter round trips); a smaller one only if it is closer.
+  for (let max = cap; max >= Math.max(1, Math.ceil(cap / 2)); max--) {
+    const exact = (1000 * max) / target;
+    for (const duration of new Set([Math.max(1, Math.floor(exact)), Math.max(1, Math.ceil(exact))])) {
+      const l = { max, duration };
+      const n = nominalOf(l);
+      if (n <= target * (1 + 1e-9) && (lo === null || n > nominalOf(lo) * (1 + 1e-9))) lo = l;
+      if (n >= target * (1 - 1e-9) && (hi === null || n < nominalOf(hi) * (1 - 1e-9))) hi = l;
+    }
+  }
+  lo ??= hi ?? { max: 1, duration: 1 };
+  hi ??= lo;
+  const span = nominalOf(hi) - nominalOf(lo);
+  const f = span > 1e-9 * target ? (target - nominalOf(lo)) / span : 0;
+  return { lo, hi, f, nominal: nominalOf(lo) * (1 - f) + nominalOf(hi) * f };
+}
+
+/** Time slot length of the dithering between a plan's two limiters. */
+export const DITHER_SLOT_MS = 250;
+
+/** The limiter of a plan for the time slot holding `nowMs` (the same in every process). */
+export function limiterAt(plan: LimiterPlan, nowMs: number): Limiter {
+  const slot = Math.floor(nowMs / DITHER_SLOT_MS);
+  return Math.floor((slot + 1) * plan.f) > Math.floor(slot * plan.f) ? plan.hi : plan.lo;
+}
+
+/**
+ * The boost that makes the delivered rate match the configured one: BullMQ starts a limiter
+ * window only when a worker asks after the previous one expired, so every window is followed by
+ * a gap (the worker's timer, a Redis round trip) and the limiter delivers less than its nominal
+ * rate, by gap/window. `nominal` is the limiter's rate, `achieved` the deliveries/s measured
+ * over whole seconds since it was applied. Null when the measurement says nothing about the
+ * limiter (far below: the window ran dry or the processes cannot keep up).
+ *
+ * Bound: even if the gaps vanished, no second could hold more than rate + burst: the nominal
+ * rate stays at most rate + burst − windowCap per second, and one window more fits in a second.
+ */
+export function nextBoost(rate: number, burst: number, nominal: number, achieved: number): number | null {
+  if (!(rate > 0) || !(achieved > 0) || achieved < rate * 0.8) return null;
+  const ceiling = Math.min(MAX_BOOST, 1 + (burst - windowCap(rate, burst)) / rate);
+  return Math.max(Math.min(ceiling, 0.95), Math.min(ceiling, Math.max(0.95, nominal / achieved)));
 }

@@ -53,6 +53,10 @@ export function toJob(r: LogRecord): DeliveryJob {
   return { orderId, body: r.value, topic: r.topic, partition: r.partition, offset: r.offset, acceptedAt };
 }
 
+/** The window at start-up, and how often it may double until it reaches its size. */
+const RAMP_START = 200;
+const RAMP_STEP_MS = 250;
+
 /** How often the pump checks that its outstanding jobs still exist in BullMQ. */
 const LOST_CHECK_MS = 5000;
 
@@ -102,6 +106,7 @@ export class Pump {
   private ticking: Promise<void> = Promise.resolve();
   private tickBusy = false;
   private lastLostCheck = Date.now();
+  private firstBatchAt: number | undefined;
   /** Bumped per partition when it is fetched again, so a batch in hand from before stops. */
   private readonly epochs = new Map<number, number>();
   pumped = 0;
@@ -128,6 +133,17 @@ export class Pump {
     );
   }
 
+  /**
+   * The window grows from RAMP_START jobs, doubling every RAMP_STEP_MS after the first batch:
+   * filling a window of thousands of jobs at once keeps the process busy inserting for seconds
+   * while BullMQ's worker, which fetches up to `concurrency` jobs one round trip at a time before
+   * it starts any, gets a turn only between inserts (a stall after the first delivery).
+   */
+  private ramp(): number {
+    this.firstBatchAt ??= Date.now();
+    return RAMP_START * 2 ** Math.min(20, Math.floor((Date.now() - this.firstBatchAt) / RAMP_STEP_MS));
+  }
+
   /** Pending jobs (waiting, active, delayed) in the queue. */
   private async pending(): Promise<number> {
     const c = await this.o.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
@@ -138,15 +154,19 @@ export class Pump {
     const epoch = this.epochs.get(b.partition) ?? 0;
     const current = () => b.isRunning() && !this.stopping && (this.epochs.get(b.partition) ?? 0) === epoch;
     let i = 0;
+    this.o.log.debug({ downstream: this.o.name, partition: b.partition, records: b.records.length, first: b.records[0]?.offset }, 'pump: batch');
     while (i < b.records.length) {
       if (!current()) return;
-      const room = this.o.windowSize() - (await this.pending());
+      const pending = await this.pending();
+      const room = Math.min(this.o.windowSize(), this.ramp()) - pending;
       if (room <= 0) {
         await b.heartbeat();
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      const chunk = b.records.slice(i, i + Math.min(room, 500));
+      // Small chunks while the window is nearly empty (workers get their first jobs after one
+      // short MULTI, not after 500 job inserts), big ones once it holds some.
+      const chunk = b.records.slice(i, i + Math.min(room, pending < 200 ? 50 : 200));
       const jobs = chunk.map(toJob);
       await this.o.queue.addBulk(jobs.map((data) => ({ name: 'deliver', data, opts: { ...this.o.jobOptions, jobId: jobIdFor(data.topic, data.partition, data.offset) } })));
       // Fetched again meanwhile: the new fetch tracks these offsets (their jobs now exist, so its re-adds are no-ops).
@@ -163,6 +183,8 @@ export class Pump {
       b.taken(chunk[chunk.length - 1].offset);
       this.pumped += chunk.length;
       i += chunk.length;
+      // Let the workers' callbacks run between inserts while the window fills.
+      await new Promise((r) => setImmediate(r));
     }
   }
 
@@ -182,10 +204,14 @@ export class Pump {
           for (const o of done) st.acceptedAt.delete(o);
         }
       }
+      // Lost the partition meanwhile (a rebalance during the awaits): its new owner started from
+      // the last commit and needs the done marks above it, so neither commit nor trim them here.
+      if (this.parts.get(partition) !== st) continue;
       const commitTo = st.outstanding.length > 0 ? st.outstanding[0] : st.next;
       if (commitTo > st.committed) {
         await this.o.consumer.commit(this.o.topic, partition, commitTo);
         st.committed = commitTo;
+        if (this.parts.get(partition) !== st) continue;
         await this.o.redis.zremrangebyscore(doneKey(this.o.name, this.o.topic, partition), '-inf', commitTo - 1);
       }
     }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Aimd, CircuitBreaker } from '../src/breaker.ts';
 import { classify, classifyError, parseRetryAfter } from '../src/classify.ts';
 import { downstreamSchema, loadDownstreams } from '../src/config.ts';
-import { limiterFor } from '../src/downstream.ts';
+import { DITHER_SLOT_MS, limiterAt, limiterPlan, nextBoost } from '../src/downstream.ts';
 import { jobIdFor, toJob } from '../src/pump.ts';
 import { inWindow, localMinutes, secondsUntilOpen, windowState } from '../src/schedule.ts';
 import fs from 'node:fs';
@@ -88,12 +88,54 @@ describe('circuit breaker and AIMD', () => {
   });
 });
 
-describe('limiterFor', () => {
-  it('spreads the rate over windows no bigger than the burst', () => {
-    expect(limiterFor(200, 20)).toEqual({ max: 20, duration: 100 });
-    expect(limiterFor(5000, 20)).toEqual({ max: 20, duration: 4 });
-    expect(limiterFor(0.5, 20)).toEqual({ max: 1, duration: 2000 });
-    expect(limiterFor(3, 20)).toEqual({ max: 3, duration: 1000 });
+describe('limiterPlan', () => {
+  const exact = (rate: number, burst: number) => {
+    const p = limiterPlan(rate, burst);
+    expect(p.lo).toEqual(p.hi);
+    return p.lo;
+  };
+
+  it('spreads the rate over windows no bigger than half the burst nor 3% of the rate', () => {
+    expect(exact(200, 20)).toEqual({ max: 6, duration: 30 });
+    expect(exact(5000, 20)).toEqual({ max: 10, duration: 2 });
+    expect(exact(5000, 250)).toEqual({ max: 125, duration: 25 });
+    expect(exact(0.5, 20)).toEqual({ max: 1, duration: 2000 });
+    expect(exact(1000, 50)).toEqual({ max: 25, duration: 25 });
+  });
+
+  it('dithers between the two limiters around a rate no single one gives', () => {
+    // 1,020/s in windows of at most 25 jobs: no whole-millisecond duration hits it.
+    const p = limiterPlan(1000, 50, 1.02);
+    const n = (l: { max: number; duration: number }) => (1000 * l.max) / l.duration;
+    expect(p.lo.max).toBeLessThanOrEqual(25);
+    expect(p.hi.max).toBeLessThanOrEqual(25);
+    expect(n(p.lo)).toBeLessThan(1020);
+    expect(n(p.hi)).toBeGreaterThan(1020);
+    expect(p.nominal).toBeCloseTo(1020, 6);
+    // Over any 40 slots (10 s) the average of the limiters used is the target, within one slot.
+    const t0 = 1_700_000_000_000;
+    let sum = 0;
+    for (let i = 0; i < 40; i++) sum += n(limiterAt(p, t0 + i * DITHER_SLOT_MS));
+    expect(Math.abs(sum / 40 - 1020)).toBeLessThanOrEqual((n(p.hi) - n(p.lo)) / 40 + 1e-9);
+  });
+});
+
+describe('nextBoost', () => {
+  it('makes up for what the limiter under-delivers, within rate + burst', () => {
+    expect(nextBoost(1000, 100, 1000, 960)).toBeCloseTo(1000 / 960, 6);
+    expect(nextBoost(100, 20, 100, 90)).toBeCloseTo(100 / 90, 6);
+    // never a nominal rate above rate + burst − one window (25 jobs) per second
+    expect(nextBoost(1000, 50, 1000, 900)).toBeCloseTo(1.025, 6);
+    expect(nextBoost(50, 5, 50, 40)).toBeCloseTo(1.06, 6); // windows of 2: 50 + 5 - 2 per second
+    // over-delivery brings it down (not below 0.95)
+    expect(nextBoost(1000, 100, 1040, 1020)).toBeCloseTo(1040 / 1020, 6);
+    expect(nextBoost(1000, 50, 1000, 1200)).toBe(0.95);
+  });
+
+  it('ignores measurements that say nothing about the limiter', () => {
+    expect(nextBoost(1000, 50, 1000, 700)).toBeNull(); // the drainer could not keep up, or the window ran dry
+    expect(nextBoost(1000, 50, 1000, 0)).toBeNull();
+    expect(nextBoost(0, 50, 1000, 10)).toBeNull();
   });
 });
 

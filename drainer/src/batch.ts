@@ -1,0 +1,115 @@
+/**
+ * Group commit of the workers' per-delivery Redis reads and writes: every call made in the same
+ * event-loop turn goes out as one Lua call (one command, one round trip) instead of three or
+ * four commands per delivery. Each caller still awaits its own result, so a worker returns to
+ * BullMQ (which then marks the job completed) only after its status and done mark are in Redis.
+ */
+import type { Redis } from 'ioredis';
+
+/** Most items per Lua call (bounds the script's run time and the argument list). */
+const MAX_BATCH = 500;
+
+/** Collects items during one event-loop turn and hands them to `flush` together. */
+export class Batcher<T, R> {
+  private items: T[] = [];
+  private waiters: { resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  private scheduled = false;
+
+  constructor(private readonly flush: (items: T[]) => Promise<R[]>) {}
+
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.items.push(item);
+      this.waiters.push({ resolve, reject });
+      if (this.items.length >= MAX_BATCH) this.run();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.run());
+      }
+    });
+  }
+
+  private run(): void {
+    this.scheduled = false;
+    if (this.items.length === 0) return;
+    const items = this.items;
+    const waiters = this.waiters;
+    this.items = [];
+    this.waiters = [];
+    this.flush(items).then(
+      (results) => waiters.forEach((w, i) => w.resolve(results[i])),
+      (err: unknown) => waiters.forEach((w) => w.reject(err)),
+    );
+  }
+}
+
+/** HGET <key> status for each key. */
+const STATUS_OF = `
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('HGET', KEYS[i], 'status') or ''
+end
+return out`;
+
+/**
+ * For each order delivered: its status hash (status, deliveredAt, deliveredAt:<downstream>,
+ * attempts; TTL refreshed) and, unless it is a re-drive, its offset in the partition's done set.
+ * The count is added to the downstream's per-second delivery counter (the rate controller's
+ * measure, fleet-wide). KEYS: order key, done key (pairs), then the counter. ARGV: ttl, now,
+ * deliveredAt field, then attempts, offset ('' = not tracked) per order.
+ */
+const DELIVERED = `
+local ttl, now, field = ARGV[1], ARGV[2], ARGV[3]
+local n = (#KEYS - 1) / 2
+redis.call('INCRBY', KEYS[#KEYS], n)
+redis.call('EXPIRE', KEYS[#KEYS], 60)
+for i = 1, n do
+  local order, done = KEYS[2 * i - 1], KEYS[2 * i]
+  local attempts, offset = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  redis.call('HSET', order, 'status', 'delivered', 'deliveredAt', now, field, now, 'attempts', attempts)
+  redis.call('EXPIRE', order, ttl)
+  if offset ~= '' then redis.call('ZADD', done, offset, offset) end
+end
+return n`;
+
+type Scripted = Redis & {
+  spwStatusOf(numKeys: number, ...args: string[]): Promise<string[]>;
+  spwDelivered(numKeys: number, ...args: (string | number)[]): Promise<number>;
+};
+
+export interface Delivered {
+  orderKey: string;
+  doneKey: string;
+  attempts: number;
+  /** null for re-drives (not tracked for offsets). */
+  offset: number | null;
+}
+
+/** The workers' batched Redis calls for one downstream. */
+export class DeliveryWrites {
+  private readonly r: Scripted;
+  readonly statusOf: Batcher<string, string>;
+  readonly delivered: Batcher<Delivered, null>;
+
+  /** `counterKey(second)`: the per-second delivery counter of the downstream. */
+  constructor(redis: Redis, deliveredAtField: string, ttlSeconds: number, counterKey: (epochSecond: number) => string) {
+    if (!('spwStatusOf' in redis)) {
+      redis.defineCommand('spwStatusOf', { lua: STATUS_OF });
+      redis.defineCommand('spwDelivered', { lua: DELIVERED });
+    }
+    this.r = redis as Scripted;
+    this.statusOf = new Batcher(async (orderKeys) => this.r.spwStatusOf(orderKeys.length, ...orderKeys));
+    this.delivered = new Batcher<Delivered, null>(async (items) => {
+      const keysArgs: string[] = [];
+      const now = Date.now();
+      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField];
+      for (const d of items) {
+        keysArgs.push(d.orderKey, d.doneKey);
+        argv.push(d.attempts, d.offset === null ? '' : d.offset);
+      }
+      keysArgs.push(counterKey(Math.floor(now / 1000)));
+      await this.r.spwDelivered(keysArgs.length, ...keysArgs, ...argv);
+      return items.map(() => null);
+    });
+  }
+}
