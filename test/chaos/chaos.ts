@@ -85,6 +85,9 @@ export interface ChaosReport {
   failureSample: string[];
   oversoldDetail: string[];
   statusCounts: Record<string, number>;
+  /** What the downstream answered (its ledger's count per status) and its busiest second. */
+  downstreamStatus: Record<string, number>;
+  downstreamMaxPerSecond: number;
   ok: boolean;
 }
 
@@ -105,9 +108,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Per phase: one plentiful SKU and two scarce ones (stock well below the phase's demand). */
 function skuPlan(phase: string, rate: number): SkuPlan[] {
   return [
-    { sku: `${phase}-PLENTY`, stock: 1_000_000, weight: 70 },
-    { sku: `${phase}-SCARCE`, stock: Math.max(20, Math.round(rate * 0.6)), weight: 20 },
-    { sku: `${phase}-RARE`, stock: Math.max(5, Math.round(rate * 0.1)), weight: 10 },
+    { sku: `${phase}-PLENTY`, stock: 1_000_000, weight: 50 },
+    { sku: `${phase}-SCARCE`, stock: Math.max(20, Math.round(rate * 0.6)), weight: 30 },
+    { sku: `${phase}-RARE`, stock: Math.max(5, Math.round(rate * 0.1)), weight: 20 },
   ];
 }
 
@@ -235,6 +238,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
     };
 
+    const background: Promise<void>[] = [];
     for (const fault of o.faults) {
       const row = rows.get(fault) as FaultRow;
       if (fault === 'disk-full' && stack.diskFaultUnavailable !== null) {
@@ -268,11 +272,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             break;
           }
           case 'drainer-kill': {
+            // The restarted drainer joins its consumer group only once the dead member's session
+            // expired (30 s): it restarts in the background while the run goes on, and must be
+            // running before the verdict.
             const i = Math.floor(random() * stack.drainers.length);
             await stack.drainers[i].kill('SIGKILL');
             await sleep(outage);
-            const d = await restart(`drainer ${i}`, () => stack.startDrainer());
-            if (d !== null) stack.drainers[i] = d;
+            const began = Date.now();
+            background.push(
+              restart(`drainer ${i}`, () => stack.startDrainer()).then((d) => {
+                if (d !== null) stack.drainers[i] = d;
+                o.log(`  drainer ${i} running again ${((Date.now() - began) / 1000).toFixed(1)} s after its restart`);
+              }),
+            );
             break;
           }
           case 'redis-restart': {
@@ -302,6 +314,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     driver.phase = 'tail';
     await sleep(1000);
+    await Promise.all(background);
     await driver.stop();
     o.log(`load stopped after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${driver.records.length} requests`);
 
@@ -456,6 +469,8 @@ function summarize(a: {
     failureSample,
     oversoldDetail,
     statusCounts,
+    downstreamStatus: stack.downstream.sim.ledger.snapshot().byStatus,
+    downstreamMaxPerSecond: stack.downstream.sim.ledger.snapshot().maxPerSecond,
     ok,
   };
 }
@@ -488,6 +503,7 @@ export function reportTable(rep: ChaosReport): string {
   out.push('');
   out.push(`seed ${rep.seed}; drain ${rep.drained ? 'finished' : 'NOT finished'} in ${(rep.drainMs / 1000).toFixed(1)} s; Idempotency-Key ≠ orderId on ${rep.keyMismatches} deliveries`);
   out.push(`gateway answers: ${Object.entries(rep.statusCounts).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+  out.push(`downstream answers: ${Object.entries(rep.downstreamStatus).map(([k, v]) => `${k} ×${v}`).join(', ')}; busiest second ${rep.downstreamMaxPerSecond}`);
   if (rep.unhealthy.length > 0) out.push(`NOT HEALTHY at the end: ${rep.unhealthy.join('; ')}`);
   for (const f of rep.failedRestarts) out.push(`RESTART FAILED: ${f}`);
   for (const f of rep.harnessErrors) out.push(`HARNESS ERROR: ${f}`);
