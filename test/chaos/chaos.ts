@@ -17,6 +17,7 @@
  * delivered (the append landed, the answer did not): counted as "delivered without 202", never lost.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import { Kafka, logLevel } from 'kafkajs';
 import { keys } from '../../lib/src/redis-keys.ts';
 import { waitFor } from '../../lib/src/testing/processes.ts';
@@ -231,7 +232,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       try {
         return await fn();
       } catch (err) {
-        // One more try: a restart that needs a second attempt is noted, not hidden.
+        // A process that does not come back by itself fails the run (no manual repair, no retry here).
         failedRestarts.push(`${what}: ${(err as Error).message.slice(0, 300)}`);
         o.log(`  ${what} failed to start: ${(err as Error).message.slice(0, 300)}`);
         return null;
@@ -303,7 +304,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
             const { file, bytes } = await stack.fillDisk();
             o.log(`  disk full (filler ${(bytes / 1048576).toFixed(1)} MiB)`);
             await sleep(outage);
-            await import('node:fs').then((fs) => fs.promises.rm(file, { force: true }));
+            await fs.promises.rm(file, { force: true });
             break;
           }
         }
