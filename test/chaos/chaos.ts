@@ -4,7 +4,8 @@
  * then a bounded drain and the verdict per fault:
  *
  * - lost = orders answered 202 that are neither at the downstream nor in the durable `orders.dlq`
- *   topic (must be 0);
+ *   topic, nor (when the bounded drain did not finish) still in the log at or above the drainers'
+ *   committed offset — "undrained", which also fails the run (must be 0);
  * - oversold = SKUs whose 202s exceed their stock, or whose stock in Redis went below 0 (must be 0);
  * - duplicates = deliveries beyond the first of an order (each must carry the order's
  *   Idempotency-Key; a delivery whose key is not its orderId is a failure);
@@ -60,6 +61,8 @@ export interface FaultRow {
   delivered: number;
   deadLettered: number;
   lost: number;
+  /** Not yet delivered when the drain bound ran out, but still in the log above the committed offset. */
+  undrained: number;
   duplicates: number;
   oversold: number;
   unavailable503: number;
@@ -124,6 +127,7 @@ function emptyRow(fault: string): FaultRow {
     delivered: 0,
     deadLettered: 0,
     lost: 0,
+    undrained: 0,
     duplicates: 0,
     oversold: 0,
     unavailable503: 0,
@@ -166,6 +170,18 @@ async function readDlqKeys(brokers: string): Promise<Set<string>> {
     await admin.disconnect();
   }
   return out;
+}
+
+async function committedOffsets(brokers: string): Promise<Map<number, number>> {
+  const kafka = new Kafka({ clientId: 'chaos-verifier', brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 5 } });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const groups = await admin.fetchOffsets({ groupId: `spillway-drainer-${DOWNSTREAM}`, topics: ['orders'] });
+    return new Map((groups[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
@@ -224,6 +240,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         ms = null;
       }
       recoveries.push({ phase, end, ms });
+      if (ms === null) for (const l of stack.recentProblems()) o.log(`    ${l}`);
       o.log(`  ${phase}: ${ms === null ? `NOT recovered within ${o.recoveryTimeoutMs / 1000} s` : `recovered in ${(ms / 1000).toFixed(1)} s`}`);
       return ms;
     };
@@ -344,10 +361,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     const unhealthy = await stack.waitHealthy(60_000);
     const dlqKeys = await readDlqKeys(stack.brokers);
+    const committed = drained ? new Map<number, number>() : await committedOffsets(stack.brokers).catch(() => new Map<number, number>());
     const skuState = new Map<string, { stock: number; remaining: number; sold: number }>();
     const r = await fetch(`${stack.gatewayUrl(0)}/v1/admin/skus`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     if (r.status === 200) for (const s of ((await r.json()) as { skus: { sku: string; stock: number; remaining: number; sold: number }[] }).skus) skuState.set(s.sku, s);
-    return summarize({ o, harnessErrors: driver.driverErrors, records: driver.records, stack, dlqKeys, skuState, stockOf, rows, recoveries, failedRestarts, unhealthy, drained, drainMs });
+    return summarize({ o, committed, harnessErrors: driver.driverErrors, records: driver.records, stack, dlqKeys, skuState, stockOf, rows, recoveries, failedRestarts, unhealthy, drained, drainMs });
   } finally {
     await load?.close();
     await stack.stop();
@@ -356,6 +374,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
 function summarize(a: {
   o: ChaosOptions;
+  /** The drainers' committed offset per partition of `orders` (empty when unreadable: then nothing counts as undrained). */
+  committed: Map<number, number>;
   harnessErrors: string[];
   records: OrderRecord[];
   stack: ChaosStack;
@@ -407,6 +427,7 @@ function summarize(a: {
       row.delivered += 1;
       row.duplicates += n - 1;
     } else if (dlqKeys.has(r.orderId)) row.deadLettered += 1;
+    else if (r.partition !== undefined && r.offset !== undefined && r.offset >= (a.committed.get(r.partition) ?? Infinity)) row.undrained += 1;
     else {
       row.lost += 1;
       if (lostSample.length < 20) lostSample.push(`${r.orderId} (${r.phase}, partition ${r.partition} offset ${r.offset}, sku ${r.sku}${r.poison ? ', poison' : ''})`);
@@ -441,7 +462,7 @@ function summarize(a: {
   const list = [...rows.values()].filter((r) => r.requests > 0 || r.injected > 0 || r.skipped !== undefined);
   const totals = emptyRow('total');
   for (const r of list) {
-    for (const k of ['injected', 'requests', 'accepted', 'delivered', 'deadLettered', 'lost', 'duplicates', 'oversold', 'unavailable503', 'failures5xxOrHang', 'cut', 'deliveredWithout202', 'unrecovered'] as const) totals[k] += r[k];
+    for (const k of ['injected', 'requests', 'accepted', 'delivered', 'deadLettered', 'lost', 'undrained', 'duplicates', 'oversold', 'unavailable503', 'failures5xxOrHang', 'cut', 'deliveredWithout202', 'unrecovered'] as const) totals[k] += r[k];
     totals.recoveryMs.push(...r.recoveryMs);
   }
   const unreadable = oversoldDetail.filter((d) => d.endsWith('not readable from the admin API')).length;
@@ -479,7 +500,7 @@ function summarize(a: {
 const fmtMs = (ms: number[]) => (ms.length === 0 ? '—' : `${(Math.max(...ms) / 1000).toFixed(1)} s`);
 
 export function reportTable(rep: ChaosReport): string {
-  const head = ['fault', 'injected', 'requests', 'accepted (202)', 'delivered', 'dead-lettered', 'lost', 'duplicates', 'oversold', '503s', '500/hang', 'cut by kill', 'delivered w/o 202', 'max recovery'];
+  const head = ['fault', 'injected', 'requests', 'accepted (202)', 'delivered', 'dead-lettered', 'lost', 'undrained', 'duplicates', 'oversold', '503s', '500/hang', 'cut by kill', 'delivered w/o 202', 'max recovery'];
   const line = (r: FaultRow) => [
     r.fault,
     r.skipped !== undefined ? 'skipped' : String(r.injected),
@@ -488,6 +509,7 @@ export function reportTable(rep: ChaosReport): string {
     String(r.delivered),
     String(r.deadLettered),
     String(r.lost),
+    String(r.undrained),
     String(r.duplicates),
     String(r.oversold),
     String(r.unavailable503),

@@ -10,6 +10,14 @@
  * a process did not come back, or the drain did not finish.
  */
 import { FAULTS, reportTable, runChaos, type Fault } from './chaos.ts';
+import { liveStacks } from './stack.ts';
+
+// Ctrl-C: stop the stack's processes and unmount its tmpfs before leaving.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    void Promise.allSettled([...liveStacks].map((s) => s.stop())).then(() => process.exit(130));
+  });
+}
 
 const env = process.env;
 const num = (name: string, dflt: number): number => {

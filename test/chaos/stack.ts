@@ -16,13 +16,15 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { createLogger } from '../../lib/src/logger.ts';
-import { freePort, run, startBrokerProcess, startGatewayProcess, startRedis, tempDir, waitFor, type BrokerProcess, type GatewayProcess, type RedisProcess } from '../../lib/src/testing/processes.ts';
+import { freePort, run, startBrokerProcess, startRedis, startSpillway, tempDir, waitFor, type BrokerProcess, type GatewayProcess, type RedisProcess } from '../../lib/src/testing/processes.ts';
 import { startDrainer, writeDrainerConfig, type DrainerProcess } from '../../drainer/test/support/harness.ts';
 import { DownstreamSimulator } from '../../loadtest/src/downstream/server.ts';
 
 export const REDIS_AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 export const DOWNSTREAM = 'fulfilment';
 export const ADMIN_TOKEN = 'chaos-admin-token';
+/** Start-up bound of a (re)started process: generous, the machine may be shared and loaded. */
+const START_TIMEOUT_MS = 120_000;
 
 export interface StackOptions {
   gateways: number;
@@ -104,6 +106,9 @@ class Downstream {
   }
 }
 
+/** Stacks not stopped yet, so that an interrupted run can still stop its processes and unmount. */
+export const liveStacks = new Set<ChaosStack>();
+
 export class ChaosStack {
   redisProc!: RedisProcess;
   redis!: Redis;
@@ -125,6 +130,7 @@ export class ChaosStack {
   constructor(readonly opts: StackOptions) {
     this.downstream = new Downstream(opts.downstreamRate, opts.downstreamLatencyMs);
     this.root = tempDir('chaos');
+    liveStacks.add(this);
   }
 
   get brokers(): string {
@@ -174,20 +180,26 @@ export class ChaosStack {
     return `http://127.0.0.1:${this.gatewayPorts[i]}`;
   }
 
-  startGateway(i: number): Promise<GatewayProcess> {
-    return startGatewayProcess({
-      redisUrl: this.redisProc.url,
-      kafkaBrokers: this.brokers,
-      args: ['--port', String(this.gatewayPorts[i]), '--admin-token', ADMIN_TOKEN, '--rate-limit', '0', '--append-timeout-ms', '3000'],
-    });
+  /** As startGatewayProcess, on the gateway's own port, with a start-up bound for a loaded machine. */
+  async startGateway(i: number): Promise<GatewayProcess> {
+    const p = await startSpillway(
+      ['gateway', '--port', String(this.gatewayPorts[i]), '--redis-url', this.redisProc.url, '--kafka-brokers', this.brokers, '--admin-token', ADMIN_TOKEN, '--rate-limit', '0', '--append-timeout-ms', '3000'],
+      { ready: (l) => l.msg === 'gateway listening', timeoutMs: START_TIMEOUT_MS },
+    );
+    return { ...p, port: this.gatewayPorts[i], url: this.gatewayUrl(i) };
   }
 
   startDrainer(): Promise<DrainerProcess> {
     return startDrainer({ config: this.drainerConfig, redisUrl: this.redisProc.url, kafkaBrokers: this.brokers });
   }
 
+  /** The broker on its port and data dir again; as startBrokerProcess, with a start-up bound for a loaded machine. */
   async restartBroker(): Promise<void> {
-    this.broker = await startBrokerProcess({ dataDir: this.brokerDir, args: ['--port', String(this.brokerPort)] });
+    const p = await startSpillway(['broker', '--port', String(this.brokerPort), '--metrics-port', '0', '--data-dir', this.brokerDir], {
+      ready: (l) => l.msg === 'broker listening',
+      timeoutMs: START_TIMEOUT_MS,
+    });
+    this.broker = { ...p, port: this.brokerPort, metricsPort: p.readyLine.metricsPort as number, dataDir: this.brokerDir, bootstrap: this.brokers };
   }
 
   async restartRedis(): Promise<void> {
@@ -246,6 +258,23 @@ export class ChaosStack {
     return problems;
   }
 
+  /** The last warnings and errors each process logged (to explain a recovery that did not come). */
+  recentProblems(perProcess = 3): string[] {
+    const procs: [string, { logs: Record<string, unknown>[]; stderr: string[] }][] = [
+      ['broker', this.broker],
+      ...this.gateways.map((g, i): [string, GatewayProcess] => [`gateway ${i}`, g]),
+      ...this.drainers.map((d, i): [string, DrainerProcess] => [`drainer ${i}`, d]),
+    ];
+    const out: string[] = [];
+    for (const [name, p] of procs) {
+      const bad = p.logs.filter((l) => typeof l.level === 'number' && l.level >= 40).slice(-perProcess);
+      for (const l of bad) out.push(`${name}: ${JSON.stringify({ msg: l.msg, err: l.err, reason: l.reason, error: l.error }).slice(0, 400)}`);
+      const err = p.stderr.join('').trim();
+      if (err !== '') out.push(`${name} stderr: ${err.slice(-400)}`);
+    }
+    return out;
+  }
+
   /** Waits (bounded) until every process answers healthy; returns what still is not. */
   async waitHealthy(timeoutMs: number): Promise<string[]> {
     let last: string[] = [];
@@ -264,6 +293,7 @@ export class ChaosStack {
   }
 
   async stop(): Promise<void> {
+    liveStacks.delete(this);
     await this.downstream.close();
     await Promise.allSettled([...this.drainers.map((d) => d.kill('SIGKILL')), ...this.gateways.map((g) => g.kill('SIGKILL'))]);
     this.redis?.disconnect();
