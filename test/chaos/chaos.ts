@@ -257,6 +257,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     };
 
     const background: Promise<void>[] = [];
+    const restarting = new Map<number, Promise<void>>();
     for (const fault of o.faults) {
       const row = rows.get(fault) as FaultRow;
       if (fault === 'disk-full' && stack.diskFaultUnavailable !== null) {
@@ -292,17 +293,20 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           case 'drainer-kill': {
             // The restarted drainer joins its consumer group only once the dead member's session
             // expired (30 s): it restarts in the background while the run goes on, and must be
-            // running before the verdict.
-            const i = Math.floor(random() * stack.drainers.length);
+            // running before the verdict. A drainer still restarting is not killed again.
+            if (restarting.size === stack.drainers.length) await Promise.race(restarting.values());
+            const idle = stack.drainers.map((_, k) => k).filter((k) => !restarting.has(k));
+            const i = idle[Math.floor(random() * idle.length)];
             await stack.drainers[i].kill('SIGKILL');
             await sleep(outage);
             const began = Date.now();
-            background.push(
-              restart(`drainer ${i}`, () => stack.startDrainer()).then((d) => {
-                if (d !== null) stack.drainers[i] = d;
-                o.log(`  drainer ${i} running again ${((Date.now() - began) / 1000).toFixed(1)} s after its restart`);
-              }),
-            );
+            const done = restart(`drainer ${i}`, () => stack.startDrainer()).then((d) => {
+              if (d !== null) stack.drainers[i] = d;
+              restarting.delete(i);
+              o.log(`  drainer ${i} running again ${((Date.now() - began) / 1000).toFixed(1)} s after its restart`);
+            });
+            restarting.set(i, done);
+            background.push(done);
             break;
           }
           case 'redis-restart': {

@@ -4,7 +4,7 @@
  *   CHAOS_SEED (random), CHAOS_RATE (orders/s, 300), CHAOS_DRAINER_RATE (150), CHAOS_DOWNSTREAM_RATE (200), CHAOS_DOWNSTREAM_LATENCY_MS (50),
  *   CHAOS_REPEAT (injections per fault, 3), CHAOS_FAULTS (comma list, all), CHAOS_GATEWAYS (2), CHAOS_DRAINERS (2),
  *   CHAOS_OUTAGE_MS (min-max, 1000-5000), CHAOS_GAP_MS (min-max, 2000-8000), CHAOS_TMPFS_MB (256),
- *   CHAOS_DRAIN_TIMEOUT_S (300)
+ *   CHAOS_DRAIN_TIMEOUT_S (600)
  *
  * Prints one row per fault and exits 1 if anything was lost or oversold, a 500 or a hang was seen,
  * a process did not come back, or the drain did not finish.
@@ -60,7 +60,7 @@ const report = await runChaos({
   outageMs: range('CHAOS_OUTAGE_MS', [1000, 5000]),
   gapMs: range('CHAOS_GAP_MS', [2000, 8000]),
   tmpfsMb: num('CHAOS_TMPFS_MB', 256),
-  drainTimeoutMs: num('CHAOS_DRAIN_TIMEOUT_S', 300) * 1000,
+  drainTimeoutMs: num('CHAOS_DRAIN_TIMEOUT_S', 600) * 1000,
   recoveryTimeoutMs: 120_000,
   poisonRatio: 0.01,
   hangMs: 20_000,
