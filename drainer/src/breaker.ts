@@ -1,12 +1,16 @@
 /**
  * Circuit breaker per downstream (per process): after `threshold` consecutive failures it opens
  * for a cool-down that doubles while probes keep failing (up to maxMs); the first delivery after
- * the cool-down is the probe, and a success closes it. Pure: the clock is a parameter.
+ * the cool-down is the probe, and a success closes it. Failures during the cool-down (deliveries
+ * that were already in flight when it opened: with concurrency 50 a dead downstream fails them all
+ * at once) are not probes and neither reopen nor lengthen it — otherwise a 2 s outage would
+ * escalate the pause to maxMs at once. Pure: the clock is a parameter.
  */
 export class CircuitBreaker {
   state: 'closed' | 'open' = 'closed';
   private failures = 0;
   private cooldownMs: number;
+  private openUntil = 0;
 
   constructor(
     private readonly threshold = 5,
@@ -17,11 +21,13 @@ export class CircuitBreaker {
   }
 
   /** Records a failure; returns the pause to apply (ms) when the breaker (re)opens, else 0. */
-  failure(): number {
+  failure(nowMs: number = Date.now()): number {
+    if (this.state === 'open' && nowMs < this.openUntil) return 0;
     this.failures++;
     if (this.failures < this.threshold) return 0;
     const pause = this.cooldownMs;
     this.state = 'open';
+    this.openUntil = nowMs + pause;
     this.cooldownMs = Math.min(this.maxMs, this.cooldownMs * 2);
     this.failures = this.threshold - 1; // the next failure (a failed probe) reopens at once
     return pause;

@@ -67,15 +67,25 @@ describe('classify', () => {
 describe('circuit breaker and AIMD', () => {
   it('opens after consecutive failures with a doubling cool-down, closes on success', () => {
     const b = new CircuitBreaker(3, 1000, 4000);
-    expect([b.failure(), b.failure()]).toEqual([0, 0]);
-    expect(b.failure()).toBe(1000);
+    expect([b.failure(0), b.failure(0)]).toEqual([0, 0]);
+    expect(b.failure(0)).toBe(1000);
     expect(b.state).toBe('open');
-    expect(b.failure()).toBe(2000);
-    expect(b.failure()).toBe(4000);
-    expect(b.failure()).toBe(4000);
+    // Failed probes (the first failure after each cool-down) double it, up to the cap.
+    expect(b.failure(1000)).toBe(2000);
+    expect(b.failure(3000)).toBe(4000);
+    expect(b.failure(7000)).toBe(4000);
     b.success();
     expect(b.state).toBe('closed');
-    expect([b.failure(), b.failure(), b.failure()]).toEqual([0, 0, 1000]);
+    expect([b.failure(20_000), b.failure(20_000), b.failure(20_000)]).toEqual([0, 0, 1000]);
+  });
+  it('does not escalate on failures of deliveries already in flight when it opened', () => {
+    const b = new CircuitBreaker(5, 1000, 30_000);
+    const burst = Array.from({ length: 50 }, () => b.failure(10_000));
+    expect(burst.filter((p) => p > 0)).toEqual([1000]);
+    expect(b.failure(10_999)).toBe(0);
+    // The probe after the cool-down fails: reopened for twice as long, once.
+    expect(b.failure(11_000)).toBe(2000);
+    expect(b.failure(11_500)).toBe(0);
   });
   it('cuts multiplicatively at most once per hold period and creeps back additively', () => {
     const a = new Aimd(0.5, 0.1, 0.05, 1000);
