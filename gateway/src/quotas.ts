@@ -36,6 +36,7 @@ export class Quotas {
   private readonly reserveScript: ScriptFn;
   private readonly releaseScript: ScriptFn;
   private readonly loadScript: ScriptFn;
+  private readonly acceptedScript: ScriptFn;
 
   constructor(
     private readonly redis: Redis,
@@ -44,10 +45,12 @@ export class Quotas {
     redis.defineCommand('spwReserve', { numberOfKeys: 3, lua: script('reserve') });
     redis.defineCommand('spwRelease', { numberOfKeys: 3, lua: script('release') });
     redis.defineCommand('spwLoadSku', { numberOfKeys: 2, lua: script('load-sku') });
+    redis.defineCommand('spwAccepted', { numberOfKeys: 1, lua: script('accepted') });
     const r = redis as unknown as Record<string, ScriptFn>;
     this.reserveScript = r.spwReserve.bind(redis);
     this.releaseScript = r.spwRelease.bind(redis);
     this.loadScript = r.spwLoadSku.bind(redis);
+    this.acceptedScript = r.spwAccepted.bind(redis);
   }
 
   async reserve(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; requestHash: string; orderId: string }): Promise<ReserveResult> {
@@ -78,6 +81,11 @@ export class Quotas {
 
   async release(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; orderId: string }): Promise<void> {
     await this.releaseScript(keys.sku(o.sku), keys.userBought(o.sku, o.userId), o.idempotencyKey ?? '', o.quantity, o.orderId);
+  }
+
+  /** Records where an appended order landed (its status hash, with a TTL), in one call. */
+  async recordAccepted(orderId: string, acceptedAt: number, sku: string, partition: number, offset: number, ttlS: number): Promise<void> {
+    await this.acceptedScript(keys.order(orderId), ttlS, acceptedAt, sku, partition, offset);
   }
 
   async loadSku(sku: string, stock: number, perUserLimit: number): Promise<SkuState> {
