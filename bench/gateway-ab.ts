@@ -1,11 +1,11 @@
 /**
- * `node --import tsx bench/gateway-ab.ts DIR_A DIR_B`: interleaved A/B of the gateway's CPU per
- * order on a shared machine. One redis-server and one broker (--fsync always); the gateway of
- * checkout A (DIR_A/bin/spillway.mjs) and of checkout B run one after the other, ROUNDS times
- * (A B B A A B ...), each at the same fixed open-model rate, and the gateway's CPU µs per answered
- * order is printed per run with the median per side. Rates are not judged (the machine is shared):
+ * `node --import tsx bench/gateway-ab.ts DIR_A DIR_B`: A/B of the gateway's CPU per order on a
+ * shared machine. One redis-server and one broker (--fsync always); the gateway of checkout A
+ * (DIR_A/bin/spillway.mjs) and of checkout B run side by side, each loaded by its own generator at
+ * the same fixed open-model rate, for ROUNDS measured windows; the gateways' CPU µs per answered
+ * order is printed per window with the ratio B/A (both saw the same machine at the same time). Rates are not judged (the machine is shared):
  * this answers "did a change make an order cheaper", not "how fast is it".
- * Env: AB_RATE (1000), AB_STEP_S (8), AB_WARMUP_S (3), AB_ROUNDS (3), AB_IDEMPOTENCY (0).
+ * Env: AB_RATE (500), AB_STEP_S (8), AB_WARMUP_S (2), AB_ROUNDS (5), AB_IDEMPOTENCY (0).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,10 +20,10 @@ if (!dirA || !dirB) {
   process.exit(2);
 }
 const env = (n: string, d: number) => (process.env[n] ? Number(process.env[n]) : d);
-const RATE = env('AB_RATE', 1000);
+const RATE = env('AB_RATE', 500);
 const STEP_MS = env('AB_STEP_S', 8) * 1000;
-const WARMUP_MS = env('AB_WARMUP_S', 3) * 1000;
-const ROUNDS = env('AB_ROUNDS', 3);
+const WARMUP_MS = env('AB_WARMUP_S', 2) * 1000;
+const ROUNDS = env('AB_ROUNDS', 5);
 const IDEM = env('AB_IDEMPOTENCY', 0) === 1;
 const TOKEN = 'ab-admin-token';
 
@@ -36,7 +36,9 @@ async function startGw(dir: string, redisUrl: string, brokers: string): Promise<
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
     proc.stdout.setEncoding('utf8');
+    const logFile = process.env.AB_LOG_DIR ? fs.createWriteStream(path.join(process.env.AB_LOG_DIR, `gateway-${proc.pid}.log`)) : null;
     proc.stdout.on('data', (c: string) => {
+      logFile?.write(c);
       buf += c;
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
@@ -71,36 +73,50 @@ const opts: SearchOptions = {
 
 const redis = await startRedis({ args: ['--appendonly', 'no'] });
 const broker = await startBrokerProcess({ args: ['--fsync', 'always'] });
+const ratios: number[] = [];
 const results: Record<'A' | 'B', number[]> = { A: [], B: [] };
 try {
-  let loaded = false;
-  const order: ('A' | 'B')[] = [];
-  for (let i = 0; i < ROUNDS; i++) order.push(...((i % 2 === 0 ? ['A', 'B'] : ['B', 'A']) as ('A' | 'B')[]));
-  for (const [i, side] of order.entries()) {
-    const gw = await startGw(side === 'A' ? dirA : dirB, redis.url, broker.bootstrap);
+  // Both gateways run at once, each with its own generator at the same rate, so whatever else
+  // the machine does hits both alike; their CPU is compared window by window.
+  const gws = { A: await startGw(dirA, redis.url, broker.bootstrap), B: await startGw(dirB, redis.url, broker.bootstrap) };
+  try {
+    const skus = Array.from({ length: 100 }, (_, k) => ({ sku: `SKU-${k}`, stock: 1_000_000_000, perUserLimit: 5 }));
+    const r = await fetch(`http://127.0.0.1:${gws.A.port}/v1/admin/skus`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ skus }) });
+    if (r.status !== 200) throw new Error(`load skus: ${r.status}`);
+    const gens = await Promise.all(
+      (['A', 'B'] as const).map(async (side) => {
+        const { gen } = await GeneratorProcess.start({
+          host: '127.0.0.1', port: gws[side].port, path: '/v1/orders', okStatus: 202, maxConnections: 256, initialConnections: 32, timeoutMs: 2000,
+          userPrefix: `ab${process.pid}-${side}-`, skus: 100, idempotencyKeys: IDEM, client: 'raw',
+        });
+        return gen;
+      }),
+    );
     try {
-      if (!loaded) {
-        const skus = Array.from({ length: 100 }, (_, k) => ({ sku: `SKU-${k}`, stock: 1_000_000_000, perUserLimit: 5 }));
-        const r = await fetch(`http://127.0.0.1:${gw.port}/v1/admin/skus`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ skus }) });
-        if (r.status !== 200) throw new Error(`load skus: ${r.status}`);
-        loaded = true;
-      }
-      const { gen } = await GeneratorProcess.start({
-        host: '127.0.0.1', port: gw.port, path: '/v1/orders', okStatus: 202, maxConnections: 256, initialConnections: 32, timeoutMs: 2000,
-        userPrefix: `ab${process.pid}-${i}-`, skus: 100, idempotencyKeys: IDEM, client: 'raw',
-      });
-      try {
-        const st = await runStep(gen, { server: gw.pid, broker: broker.proc.pid as number, redis: redis.proc.pid as number, loadgen: gen.pid }, RATE, WARMUP_MS, opts, 1);
-        if (st.stats.errors.total === 0) results[side].push(st.cpuUsPerOk.server);
-        process.stdout.write(
-          `${side} run ${i}: gateway ${st.cpuUsPerOk.server.toFixed(0)} µs/order, broker ${st.cpuUsPerOk.broker.toFixed(0)}, redis ${st.cpuUsPerOk.redis.toFixed(0)}; ok ${st.okPerSec.toFixed(0)}/s p99 ${String(st.stats.latency.p99Ms)} ms errors ${JSON.stringify(st.stats.errors)} others ${st.cpu.othersCores.toFixed(2)} cores\n`,
+      // Warm both up (JIT, connections) at a quarter of the rate first: a cold gateway that starts
+      // behind can stay behind (timed-out requests still cost it their work).
+      await Promise.all((['A', 'B'] as const).map((side, k) => runStep(gens[k], { server: gws[side].pid }, Math.ceil(RATE / 4), 0, { ...opts, stepMs: 4000 }, 100)));
+      for (let i = 0; i < ROUNDS; i++) {
+        const [a, b] = await Promise.all(
+          (['A', 'B'] as const).map((side, k) => runStep(gens[k], { server: gws[side].pid, loadgen: gens[k].pid }, RATE, WARMUP_MS, opts, i + 1)),
         );
-      } finally {
-        await gen.stop();
+        for (const [side, st] of [['A', a], ['B', b]] as const) {
+          process.stdout.write(
+            `round ${i} ${side}: gateway ${st.cpuUsPerOk.server.toFixed(0)} µs/order; ok ${st.okPerSec.toFixed(0)}/s p99 ${st.stats.latency.p99Ms === null ? '-' : st.stats.latency.p99Ms.toFixed(1)} ms errors ${st.stats.errors.total} others ${st.cpu.othersCores.toFixed(2)} cores\n`,
+          );
+        }
+        if (a.stats.errors.total === 0 && b.stats.errors.total === 0) {
+          results.A.push(a.cpuUsPerOk.server);
+          results.B.push(b.cpuUsPerOk.server);
+          ratios.push(b.cpuUsPerOk.server / a.cpuUsPerOk.server);
+          process.stdout.write(`round ${i}: B/A ${(b.cpuUsPerOk.server / a.cpuUsPerOk.server).toFixed(2)}\n`);
+        }
       }
     } finally {
-      await gw.stop();
+      await Promise.all(gens.map((g) => g.stop()));
     }
+  } finally {
+    await Promise.all([gws.A.stop(), gws.B.stop()]);
   }
 } finally {
   await broker.kill();
@@ -108,6 +124,6 @@ try {
   fs.rmSync(broker.dataDir, { recursive: true, force: true });
   fs.rmSync(redis.dir, { recursive: true, force: true });
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-process.stdout.write(`median gateway µs/order: A ${median(results.A).toFixed(0)}  B ${median(results.B).toFixed(0)}  (B/A ${(median(results.B) / median(results.A)).toFixed(2)})\n`);
+const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]);
+process.stdout.write(`median gateway µs/order: A ${median(results.A).toFixed(0)}  B ${median(results.B).toFixed(0)}; median of per-round B/A ${median(ratios).toFixed(2)} over ${ratios.length} clean rounds\n`);
 process.exit(0);

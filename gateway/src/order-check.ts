@@ -19,8 +19,8 @@ export function checkOrder(value: unknown): OrderRequest | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const o = value as Record<string, unknown>;
   let n = 0;
+  // for...in also sees inherited enumerable keys, as the schema's unknown-key check does.
   for (const k in o) {
-    if (!Object.hasOwn(o, k)) continue;
     if (k !== 'sku' && k !== 'userId' && k !== 'quantity' && k !== 'priceCents' && k !== 'currency') return null;
     n++;
   }

@@ -24,6 +24,31 @@ export type ReserveResult =
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
+export interface ReserveRequest {
+  sku: string;
+  userId: string;
+  quantity: number;
+  idempotencyKey: string | null;
+  /** Only compared for an idempotency key ('' without one). */
+  requestHash: string;
+  orderId: string;
+}
+
+function reserveResult(res: [string, string | number | undefined]): ReserveResult {
+  switch (res[0]) {
+    case 'OK':
+      return { kind: 'OK', remaining: Number(res[1]) };
+    case 'DUPLICATE':
+      return { kind: 'DUPLICATE', stored: String(res[1]) };
+    case 'SOLD_OUT':
+      return { kind: 'SOLD_OUT', remaining: Number(res[1]) };
+    case 'PURCHASE_LIMIT_REACHED':
+      return { kind: 'PURCHASE_LIMIT_REACHED', bought: Number(res[1]) };
+    default:
+      return { kind: 'UNKNOWN_SKU' };
+  }
+}
+
 export interface SkuState {
   sku: string;
   stock: number;
@@ -37,6 +62,7 @@ export class Quotas {
   private readonly releaseScript: ScriptFn;
   private readonly loadScript: ScriptFn;
   private readonly acceptedScript: ScriptFn;
+  private pendingReserves: { o: ReserveRequest; resolve: (r: ReserveResult) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(
     private readonly redis: Redis,
@@ -53,31 +79,35 @@ export class Quotas {
     this.acceptedScript = r.spwAccepted.bind(redis);
   }
 
-  async reserve(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; requestHash: string; orderId: string }): Promise<ReserveResult> {
-    const res = (await this.reserveScript(
-      keys.sku(o.sku),
-      keys.userBought(o.sku, o.userId),
-      o.idempotencyKey ?? '',
-      o.quantity,
-      o.requestHash,
-      o.orderId,
-      this.opts.idempotencyTtlS,
-      this.opts.requireKnownSku ? '1' : '0',
-      USER_COUNTER_TTL_S,
-    )) as [string, string | number | undefined];
-    switch (res[0]) {
-      case 'OK':
-        return { kind: 'OK', remaining: Number(res[1]) };
-      case 'DUPLICATE':
-        return { kind: 'DUPLICATE', stored: String(res[1]) };
-      case 'SOLD_OUT':
-        return { kind: 'SOLD_OUT', remaining: Number(res[1]) };
-      case 'PURCHASE_LIMIT_REACHED':
-        return { kind: 'PURCHASE_LIMIT_REACHED', bought: Number(res[1]) };
-      default:
-        return { kind: 'UNKNOWN_SKU' };
-    }
+  /**
+   * Reservations are sent at the end of the event-loop turn (setImmediate), so the orders of every
+   * request read in that turn go to Redis in one write: ioredis auto-pipelining alone flushes
+   * after each I/O callback (process.nextTick), i.e. once per HTTP request.
+   */
+  reserve(o: ReserveRequest): Promise<ReserveResult> {
+    return new Promise((resolve, reject) => {
+      this.pendingReserves.push({ o, resolve, reject });
+      if (this.pendingReserves.length === 1) setImmediate(this.flushReserves);
+    });
   }
+
+  private readonly flushReserves = (): void => {
+    const batch = this.pendingReserves;
+    this.pendingReserves = [];
+    for (const { o, resolve, reject } of batch) {
+      this.reserveScript(
+        keys.sku(o.sku),
+        keys.userBought(o.sku, o.userId),
+        o.idempotencyKey ?? '',
+        o.quantity,
+        o.requestHash,
+        o.orderId,
+        this.opts.idempotencyTtlS,
+        this.opts.requireKnownSku ? '1' : '0',
+        USER_COUNTER_TTL_S,
+      ).then((res) => resolve(reserveResult(res as [string, string | number | undefined])), reject);
+    }
+  };
 
   async release(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; orderId: string }): Promise<void> {
     await this.releaseScript(keys.sku(o.sku), keys.userBought(o.sku, o.userId), o.idempotencyKey ?? '', o.quantity, o.orderId);
