@@ -5,13 +5,14 @@
  * the same fixed open-model rate, for ROUNDS measured windows; the gateways' CPU µs per answered
  * order is printed per window with the ratio B/A (both saw the same machine at the same time). Rates are not judged (the machine is shared):
  * this answers "did a change make an order cheaper", not "how fast is it".
- * Env: AB_RATE (500), AB_STEP_S (8), AB_WARMUP_S (2), AB_ROUNDS (5), AB_IDEMPOTENCY (0).
+ * Env: AB_ARGS_A / AB_ARGS_B (extra `spillway gateway` flags per side), AB_RATE (500), AB_STEP_S (8), AB_WARMUP_S (2), AB_ROUNDS (5), AB_IDEMPOTENCY (0).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startBrokerProcess, startRedis } from '../lib/src/testing/processes.ts';
 import { GeneratorProcess } from './gateway/children.ts';
+import { histogramDelta, histogramFrom, scrapeText, type HistogramScrape } from './gateway/prom.ts';
 import { runStep, type SearchOptions } from './gateway/search.ts';
 
 const [dirA, dirB] = process.argv.slice(2).map((d) => path.resolve(d));
@@ -27,8 +28,8 @@ const ROUNDS = env('AB_ROUNDS', 5);
 const IDEM = env('AB_IDEMPOTENCY', 0) === 1;
 const TOKEN = 'ab-admin-token';
 
-async function startGw(dir: string, redisUrl: string, brokers: string): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
-  const proc = spawn(process.execPath, [path.join(dir, 'bin/spillway.mjs'), 'gateway', '--port', '0', '--redis-url', redisUrl, '--kafka-brokers', brokers, '--rate-limit', '0', '--admin-token', TOKEN], {
+async function startGw(dir: string, redisUrl: string, brokers: string, extra: string[]): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
+  const proc = spawn(process.execPath, [path.join(dir, 'bin/spillway.mjs'), 'gateway', '--port', '0', '--redis-url', redisUrl, '--kafka-brokers', brokers, '--rate-limit', '0', '--admin-token', TOKEN, ...extra], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -78,7 +79,12 @@ const results: Record<'A' | 'B', number[]> = { A: [], B: [] };
 try {
   // Both gateways run at once, each with its own generator at the same rate, so whatever else
   // the machine does hits both alike; their CPU is compared window by window.
-  const gws = { A: await startGw(dirA, redis.url, broker.bootstrap), B: await startGw(dirB, redis.url, broker.bootstrap) };
+  const args = (v: string | undefined) => (v ?? '').split(/\s+/).filter((a) => a !== '');
+  const gws = { A: await startGw(dirA, redis.url, broker.bootstrap, args(process.env.AB_ARGS_A)), B: await startGw(dirB, redis.url, broker.bootstrap, args(process.env.AB_ARGS_B)) };
+  const batches = async (side: 'A' | 'B'): Promise<HistogramScrape | null> => {
+    const text = await scrapeText(`http://127.0.0.1:${gws[side].port}/metrics`);
+    return text === null ? null : histogramFrom(text, 'spillway_gateway_produce_batch_records');
+  };
   try {
     const skus = Array.from({ length: 100 }, (_, k) => ({ sku: `SKU-${k}`, stock: 1_000_000_000, perUserLimit: 5 }));
     const r = await fetch(`http://127.0.0.1:${gws.A.port}/v1/admin/skus`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ skus }) });
@@ -97,12 +103,15 @@ try {
       // behind can stay behind (timed-out requests still cost it their work).
       await Promise.all((['A', 'B'] as const).map((side, k) => runStep(gens[k], { server: gws[side].pid }, Math.ceil(RATE / 4), 0, { ...opts, stepMs: 4000 }, 100)));
       for (let i = 0; i < ROUNDS; i++) {
+        const before = { A: await batches('A'), B: await batches('B') };
         const [a, b] = await Promise.all(
           (['A', 'B'] as const).map((side, k) => runStep(gens[k], { server: gws[side].pid, loadgen: gens[k].pid }, RATE, WARMUP_MS, opts, i + 1)),
         );
+        const after = { A: await batches('A'), B: await batches('B') };
         for (const [side, st] of [['A', a], ['B', b]] as const) {
+          const perProduce = histogramDelta(before[side], after[side])?.mean ?? Number.NaN;
           process.stdout.write(
-            `round ${i} ${side}: gateway ${st.cpuUsPerOk.server.toFixed(0)} µs/order; ok ${st.okPerSec.toFixed(0)}/s p99 ${st.stats.latency.p99Ms === null ? '-' : st.stats.latency.p99Ms.toFixed(1)} ms errors ${st.stats.errors.total} others ${st.cpu.othersCores.toFixed(2)} cores\n`,
+            `round ${i} ${side}: gateway ${st.cpuUsPerOk.server.toFixed(0)} µs/order, ${perProduce.toFixed(1)} orders per produce; ok ${st.okPerSec.toFixed(0)}/s p99 ${st.stats.latency.p99Ms === null ? '-' : st.stats.latency.p99Ms.toFixed(1)} ms errors ${st.stats.errors.total} others ${st.cpu.othersCores.toFixed(2)} cores\n`,
           );
         }
         if (a.stats.errors.total === 0 && b.stats.errors.total === 0) {

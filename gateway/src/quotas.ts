@@ -62,7 +62,7 @@ export class Quotas {
   private readonly releaseScript: ScriptFn;
   private readonly loadScript: ScriptFn;
   private readonly acceptedScript: ScriptFn;
-  private pendingReserves: { o: ReserveRequest; resolve: (r: ReserveResult) => void; reject: (e: unknown) => void }[] = [];
+  private deferred: (() => void)[] = [];
 
   constructor(
     private readonly redis: Redis,
@@ -80,42 +80,51 @@ export class Quotas {
   }
 
   /**
-   * Reservations are sent at the end of the event-loop turn (setImmediate), so the orders of every
-   * request read in that turn go to Redis in one write: ioredis auto-pipelining alone flushes
-   * after each I/O callback (process.nextTick), i.e. once per HTTP request.
+   * The hot path's calls (reserve, recordAccepted) are sent at the end of the event-loop turn
+   * (setImmediate), so those of every request read and every append answered in that turn go to
+   * Redis in one write: ioredis auto-pipelining alone flushes after each I/O callback
+   * (process.nextTick), i.e. about once per HTTP request.
    */
-  reserve(o: ReserveRequest): Promise<ReserveResult> {
-    return new Promise((resolve, reject) => {
-      this.pendingReserves.push({ o, resolve, reject });
-      if (this.pendingReserves.length === 1) setImmediate(this.flushReserves);
-    });
+  private defer(call: () => void): void {
+    this.deferred.push(call);
+    if (this.deferred.length === 1) setImmediate(this.flush);
   }
 
-  private readonly flushReserves = (): void => {
-    const batch = this.pendingReserves;
-    this.pendingReserves = [];
-    for (const { o, resolve, reject } of batch) {
-      this.reserveScript(
-        keys.sku(o.sku),
-        keys.userBought(o.sku, o.userId),
-        o.idempotencyKey ?? '',
-        o.quantity,
-        o.requestHash,
-        o.orderId,
-        this.opts.idempotencyTtlS,
-        this.opts.requireKnownSku ? '1' : '0',
-        USER_COUNTER_TTL_S,
-      ).then((res) => resolve(reserveResult(res as [string, string | number | undefined])), reject);
-    }
+  private readonly flush = (): void => {
+    const calls = this.deferred;
+    this.deferred = [];
+    for (const call of calls) call();
   };
+
+  reserve(o: ReserveRequest): Promise<ReserveResult> {
+    return new Promise((resolve, reject) => {
+      this.defer(() => {
+        this.reserveScript(
+          keys.sku(o.sku),
+          keys.userBought(o.sku, o.userId),
+          o.idempotencyKey ?? '',
+          o.quantity,
+          o.requestHash,
+          o.orderId,
+          this.opts.idempotencyTtlS,
+          this.opts.requireKnownSku ? '1' : '0',
+          USER_COUNTER_TTL_S,
+        ).then((res) => resolve(reserveResult(res as [string, string | number | undefined])), reject);
+      });
+    });
+  }
 
   async release(o: { sku: string; userId: string; quantity: number; idempotencyKey: string | null; orderId: string }): Promise<void> {
     await this.releaseScript(keys.sku(o.sku), keys.userBought(o.sku, o.userId), o.idempotencyKey ?? '', o.quantity, o.orderId);
   }
 
   /** Records where an appended order landed (its status hash, with a TTL), in one call. */
-  async recordAccepted(orderId: string, acceptedAt: number, sku: string, partition: number, offset: number, ttlS: number): Promise<void> {
-    await this.acceptedScript(keys.order(orderId), ttlS, acceptedAt, sku, partition, offset);
+  recordAccepted(orderId: string, acceptedAt: number, sku: string, partition: number, offset: number, ttlS: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.defer(() => {
+        this.acceptedScript(keys.order(orderId), ttlS, acceptedAt, sku, partition, offset).then(resolve, reject);
+      });
+    });
   }
 
   async loadSku(sku: string, stock: number, perUserLimit: number): Promise<SkuState> {
