@@ -175,21 +175,27 @@ export class KafkajsPublisher implements Publisher {
     if (this.closed) return Promise.reject(new SpillwayError('BUFFER_UNAVAILABLE', 'the publisher is shutting down', true));
     const n = this.partitionCounts.get(record.topic);
     if (n !== undefined) return this.enqueue(record, this.partitionOf(record.key, n));
-    return this.partitionsOf(record.topic).then(
-      (count) => this.enqueue(record, this.partitionOf(record.key, count)),
-      (err: unknown) => {
-        if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') throw new SpillwayError('UNKNOWN_TOPIC', `topic ${record.topic} does not exist`, false);
-        throw new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: ${(err as Error).message}`, true);
-      },
-    );
+    // A topic seen for the first time: its metadata first, within the append timeout too.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: timed out after ${this.opts.requestTimeoutMs} ms`, true)), this.opts.requestTimeoutMs);
+    });
+    const known = this.partitionsOf(record.topic).catch((err: unknown) => {
+      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') throw new SpillwayError('UNKNOWN_TOPIC', `topic ${record.topic} does not exist`, false);
+      throw new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: ${(err as Error).message}`, true);
+    });
+    return Promise.race([known, timeout])
+      .finally(() => clearTimeout(timer))
+      .then((count) => this.enqueue(record, this.partitionOf(record.key, count)));
   }
 
   private enqueue(record: OutgoingRecord, partition: number): Promise<Placement> {
     return new Promise<Placement>((resolve, reject) => {
-      const q: Queued = { record, partition, resolve, reject, deadline: Date.now() + this.opts.requestTimeoutMs, settled: false };
+      const deadline = Date.now() + this.opts.requestTimeoutMs;
+      const q: Queued = { record, partition, resolve, reject, deadline, settled: false };
       this.queue.push(q);
       this.unsettled.push(q);
-      if (this.deadlineTimer === undefined) this.armDeadline(this.opts.requestTimeoutMs);
+      if (this.deadlineTimer === undefined) this.armDeadline(deadline - Date.now());
       this.kick();
     });
   }
