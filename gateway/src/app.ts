@@ -3,7 +3,9 @@
  * port 0). Hot path (POST /v1/orders): rate limit → backlog admission → lean body read →
  * validation → one atomic Redis script (idempotency, stock, per-user limit) → durable append
  * (acks=-1) → 202. A failed append gives the reservation back. Responses are written directly
- * (no ETag hashing, no res.json), and every answer has the JSON error shape on failure.
+ * (no ETag hashing, no res.json), and every answer has the JSON error shape on failure. The hot
+ * path is dispatched in front of express's router (still inside this express app); every other
+ * route goes through express.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
