@@ -6,11 +6,12 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { BrokerConfig } from './config.ts';
+import { loadSaslPlainUsers, type BrokerConfig } from './config.ts';
 import type { BrokerContext } from './handlers/context.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { KafkaServer } from './server/server.ts';
 import { startHttp } from './server/http.ts';
+import { PlainAuthenticator } from './server/sasl-plain.ts';
 import { LogManager } from './storage/log-manager.ts';
 import { DurableOffsetStore } from './storage/offset-store.ts';
 import { ProducerIdAllocator } from './storage/producer-ids.ts';
@@ -37,6 +38,8 @@ function clusterIdFor(dataDir: string): string {
 }
 
 export async function startBroker(config: BrokerConfig, log: Logger, now?: () => number): Promise<BrokerHandle> {
+  // First, so that a bad users file stops the start before anything is opened.
+  const saslUsers = loadSaslPlainUsers(config);
   const logs = new LogManager({
     dataDir: config.dataDir,
     defaultPartitions: config.defaultPartitions,
@@ -76,6 +79,7 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
     metrics,
     log,
     clusterId: clusterIdFor(config.dataDir),
+    sasl: saslUsers === null ? null : new PlainAuthenticator(saslUsers),
     shuttingDown: false,
     advertised: () => ({
       host: config.advertisedHost !== '' ? config.advertisedHost : wildcard ? '127.0.0.1' : config.host,
@@ -89,7 +93,7 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
   metrics.registerGroupLag(ctx);
   const httpServer = await startHttp(ctx, config.metricsHost, config.metricsPort);
   const metricsPort = httpServer.port;
-  log.info({ host: config.host, port: listenPort, metricsPort, advertised: ctx.advertised(), dataDir: config.dataDir, fsync: config.fsync }, 'broker listening');
+  log.info({ host: config.host, port: listenPort, metricsPort, advertised: ctx.advertised(), sasl: saslUsers === null ? 'off' : `PLAIN (${saslUsers.size} users)`, dataDir: config.dataDir, fsync: config.fsync }, 'broker listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

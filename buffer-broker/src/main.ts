@@ -27,7 +27,16 @@ export async function main(argv: readonly string[]): Promise<void> {
   const config = loaded.config;
   const log = createLogger('broker', config.logLevel);
   const shutdown = new Shutdown(log);
-  const broker = await startBroker(config, log);
+  let broker;
+  try {
+    broker = await startBroker(config, log);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`spillway broker: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   shutdown.add('broker', broker.stop);
   shutdown.installSignalHandlers();
 }

@@ -17,6 +17,9 @@ export class BrokerMetrics {
   readonly connections: client.Gauge;
   readonly protocolErrors: client.Counter<'reason'>;
   readonly produceErrors: client.Counter<'error'>;
+  readonly authFailures: client.Counter<'reason'>;
+  readonly authSuccesses: client.Counter;
+  readonly bufferedRequestBytes: client.Gauge;
 
   constructor(logs: LogManager) {
     const registers = [this.registry];
@@ -43,6 +46,14 @@ export class BrokerMetrics {
     this.connections = new client.Gauge({ name: 'spillway_broker_connections', help: 'Open client connections', registers });
     this.protocolErrors = new client.Counter({ name: 'spillway_broker_protocol_errors_total', help: 'Connections closed for bad input, by reason', labelNames: ['reason'], registers });
     this.produceErrors = new client.Counter({ name: 'spillway_broker_produce_errors_total', help: 'Produce partitions refused, by Kafka error', labelNames: ['error'], registers });
+    this.authFailures = new client.Counter({
+      name: 'spillway_broker_authentication_failures_total',
+      help: 'SASL authentications refused (bad_credentials, malformed, unsupported_mechanism, illegal_state, unauthenticated_request); each closes its connection',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.authSuccesses = new client.Counter({ name: 'spillway_broker_authentications_total', help: 'Successful SASL authentications', registers });
+    this.bufferedRequestBytes = new client.Gauge({ name: 'spillway_broker_buffered_request_bytes', help: 'Memory reserved for partly received request frames, all connections', registers });
     const partitionGauge = (name: string, help: string, read: (p: { highWatermark: number; logStartOffset: number; sizeBytes: number; segments: unknown[] }) => number) =>
       new client.Gauge({
         name,

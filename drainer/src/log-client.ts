@@ -3,7 +3,7 @@
  * hands over batches per partition and commits explicitly, a producer for the dead-letter
  * topic, and group lag. kafkajs (in maintenance mode) stays inside this file.
  */
-import { Kafka, logLevel as kafkaLogLevel, type Consumer, type Producer, type Admin } from 'kafkajs';
+import { Kafka, logLevel as kafkaLogLevel, type Consumer, type Producer, type Admin, type SASLOptions } from 'kafkajs';
 
 export interface LogRecord {
   topic: string;
@@ -53,6 +53,19 @@ export interface LogClient {
   close(): Promise<void>;
 }
 
+/** The Kafka SASL settings shared by the gateway's and drainer's configs. */
+export interface KafkaSaslSettings {
+  kafkaSaslMechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  kafkaSaslUsername: string;
+  kafkaSaslPassword: string;
+}
+
+/** kafkajs's `sasl` option for these settings, or undefined when no user is set. */
+export function kafkaSasl(s: KafkaSaslSettings): SASLOptions | undefined {
+  if (s.kafkaSaslUsername === '') return undefined;
+  return { mechanism: s.kafkaSaslMechanism, username: s.kafkaSaslUsername, password: s.kafkaSaslPassword } as SASLOptions;
+}
+
 export class KafkajsLogClient implements LogClient {
   private readonly kafka: Kafka;
   private producer: Producer | null = null;
@@ -60,8 +73,8 @@ export class KafkajsLogClient implements LogClient {
   private admin: Admin | null = null;
   private readonly consumers: Consumer[] = [];
 
-  constructor(brokers: string[], clientId: string) {
-    this.kafka = new Kafka({ clientId, brokers, logLevel: kafkaLogLevel.NOTHING, retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000 } });
+  constructor(brokers: string[], clientId: string, sasl?: SASLOptions) {
+    this.kafka = new Kafka({ clientId, brokers, sasl, logLevel: kafkaLogLevel.NOTHING, retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000 } });
   }
 
   consumer(groupId: string, topic: string): LogConsumer {

@@ -8,7 +8,7 @@ import { Shutdown } from '../../lib/src/shutdown.ts';
 import { drainerSettings, loadDownstreams, loadDrainerConfig, type DownstreamConfig, type DrainerSettings } from './config.ts';
 import { HttpDelivery } from './delivery.ts';
 import { Downstream } from './downstream.ts';
-import { KafkajsLogClient } from './log-client.ts';
+import { KafkajsLogClient, kafkaSasl } from './log-client.ts';
 import { DrainerMetrics } from './metrics.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -43,7 +43,7 @@ export async function startDrainer(settings: DrainerSettings, downstreams: Downs
   const redis = new Redis(settings.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 3 });
   const bull = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
   for (const r of [redis, bull]) r.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
-  const logClient = new KafkajsLogClient(settings.kafkaBrokers.split(','), 'spillway-drainer');
+  const logClient = new KafkajsLogClient(settings.kafkaBrokers.split(','), 'spillway-drainer', kafkaSasl(settings));
   await logClient.ensureTopic(settings.dlqTopic, 1).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'could not create the DLQ topic'));
   const metrics = new DrainerMetrics();
   const parts = downstreams.map(

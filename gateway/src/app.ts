@@ -73,6 +73,11 @@ function sha256(s: string | Buffer): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
+/** A key's public id: the first 12 hex digits of its stored hash. */
+function keyIdOf(hash: string): string {
+  return hash.slice(0, 12);
+}
+
 export function buildApp(deps: GatewayDeps): Express {
   const { config, redis, publisher, quotas, admission, limiter, metrics, log } = deps;
   const app = express();
@@ -324,9 +329,17 @@ export function buildApp(deps: GatewayDeps): Express {
       const topic = req.params.topic;
       if (!TOPIC_NAME.test(topic)) throw new HttpError(400, 'VALIDATION_FAILED', 'invalid fields: topic', { fields: [{ field: 'topic', message: '1-249 characters of [a-zA-Z0-9._-]' }] });
       const body = parse(recordsBody, (await readJsonBody(req, config.recordsBodyLimitBytes)).value);
+      const values = body.records.map((r, index) => {
+        try {
+          return JSON.stringify(r.value ?? null);
+        } catch {
+          // JSON.parse takes any depth, JSON.stringify recurses: a value nested too deeply overflows the stack.
+          throw new HttpError(400, 'VALIDATION_FAILED', `invalid fields: records.${index}.value`, { fields: [{ field: `records.${index}.value`, message: 'nested too deeply' }] });
+        }
+      });
       const results = await Promise.all(
         body.records.map((r, index) =>
-          publisher.publish({ topic, key: r.key ?? null, value: JSON.stringify(r.value ?? null), headers: r.headers }).then(
+          publisher.publish({ topic, key: r.key ?? null, value: values[index], headers: r.headers }).then(
             (p) => ({ index, status: 'accepted', partition: p.partition, offset: p.offset }),
             (err: unknown) => {
               const e = toHttpError(err);
@@ -347,11 +360,15 @@ export function buildApp(deps: GatewayDeps): Express {
 
   // ---- admin ----
   const admin = express.Router();
+  // Both sides are hashed first: equal-length digests compared in constant time leak neither
+  // the token's bytes nor its length.
+  const wantAuth = createHash('sha256').update(`Bearer ${config.adminToken}`).digest();
   admin.use((req: Request, res: Response, next: NextFunction) => {
     const token = config.adminToken;
-    const given = Buffer.from(req.headers.authorization ?? '');
-    const want = Buffer.from(`Bearer ${token}`);
-    if (token === '' || given.length !== want.length || !timingSafeEqual(given, want)) {
+    const given = createHash('sha256')
+      .update(req.headers.authorization ?? '')
+      .digest();
+    if (token === '' || !timingSafeEqual(given, wantAuth)) {
       fail(res, 'admin', new HttpError(401, 'UNAUTHORIZED', token === '' ? 'the admin API is disabled (no SPILLWAY_ADMIN_TOKEN)' : 'a valid admin bearer token is required'));
       return;
     }
@@ -419,20 +436,36 @@ export function buildApp(deps: GatewayDeps): Express {
       const { name } = parse(apiKeyBody, (await readJsonBody(req, 4096)).value);
       const apiKey = `spw_${randomUUID().replace(/-/g, '')}`;
       // Only the hash is stored; the key is shown once.
-      await redis.hset(keys.apiKeys(), sha256(apiKey), name);
+      const hash = sha256(apiKey);
+      await redis.hset(keys.apiKeys(), hash, name);
       apiKeyCache.at = 0;
       count('admin', 201);
-      sendJson(res, 201, JSON.stringify({ name, apiKey }));
+      sendJson(res, 201, JSON.stringify({ name, apiKey, keyId: keyIdOf(hash) }));
+    }),
+  );
+  // Names and key ids (a prefix of the hash), never keys: to find the one to revoke when rotating.
+  admin.get(
+    '/api-keys',
+    adminRoute(async (_req, res) => {
+      const all = await redis.hgetall(keys.apiKeys());
+      const list = Object.entries(all)
+        .map(([hash, name]) => ({ name, keyId: keyIdOf(hash) }))
+        .sort((a, b) => a.name.localeCompare(b.name) || a.keyId.localeCompare(b.keyId));
+      count('admin', 200);
+      sendJson(res, 200, JSON.stringify({ apiKeys: list }));
     }),
   );
   admin.delete(
     '/api-keys/:name',
     adminRoute(async (req, res) => {
+      // ?keyId= revokes one key of the name (rotation: create a second key, move clients, revoke the first).
+      const keyId = req.query.keyId;
+      if (keyId !== undefined && typeof keyId !== 'string') throw new HttpError(400, 'VALIDATION_FAILED', 'invalid fields: keyId', { fields: [{ field: 'keyId', message: 'one keyId' }] });
       const all = await redis.hgetall(keys.apiKeys());
       const hashes = Object.entries(all)
-        .filter(([, n]) => n === req.params.name)
+        .filter(([h, n]) => n === req.params.name && (keyId === undefined || keyIdOf(h) === keyId))
         .map(([h]) => h);
-      if (hashes.length === 0) throw new HttpError(404, 'UNKNOWN_API_KEY', `no API key named ${String(req.params.name)}`);
+      if (hashes.length === 0) throw new HttpError(404, 'UNKNOWN_API_KEY', `no API key named ${String(req.params.name)}${keyId === undefined ? '' : ' with that keyId'}`);
       await redis.hdel(keys.apiKeys(), ...hashes);
       apiKeyCache.at = 0;
       count('admin', 200);

@@ -1,6 +1,6 @@
 /** Settings of `spillway gateway`: every one has a flag and an env var. */
 import { z } from 'zod';
-import { bool, loadConfig, nonNegativeInt, port, positiveInt, setting, type ConfigOf } from '../../lib/src/config.ts';
+import { bool, ConfigError, loadConfig, nonNegativeInt, port, positiveInt, setting, type ConfigOf } from '../../lib/src/config.ts';
 
 export const gatewaySettings = {
   host: setting({ env: 'SPILLWAY_GATEWAY_HOST', flag: 'host', schema: z.string().min(1), default: '127.0.0.1', description: 'address the HTTP API binds to' }),
@@ -13,6 +13,15 @@ export const gatewaySettings = {
     default: '127.0.0.1:9092',
     description: 'Kafka bootstrap servers (the embedded broker or a real Kafka cluster)',
   }),
+  kafkaSaslMechanism: setting({
+    env: 'KAFKA_SASL_MECHANISM',
+    flag: 'kafka-sasl-mechanism',
+    schema: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
+    default: 'plain' as 'plain' | 'scram-sha-256' | 'scram-sha-512',
+    description: 'SASL mechanism used when KAFKA_SASL_USERNAME is set (the embedded broker speaks plain; a real Kafka may use scram-sha-256/512)',
+  }),
+  kafkaSaslUsername: setting({ env: 'KAFKA_SASL_USERNAME', flag: 'kafka-sasl-username', schema: z.string(), default: '', description: 'authenticate to Kafka with SASL as this user (empty = no SASL)' }),
+  kafkaSaslPassword: setting({ env: 'KAFKA_SASL_PASSWORD', flag: 'kafka-sasl-password', schema: z.string(), default: '', description: 'password for KAFKA_SASL_USERNAME', secret: true }),
   ordersTopic: setting({ env: 'SPILLWAY_ORDERS_TOPIC', flag: 'orders-topic', schema: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/), default: 'orders', description: 'topic orders are appended to' }),
   ordersPartitions: setting({ env: 'SPILLWAY_ORDERS_PARTITIONS', flag: 'orders-partitions', schema: positiveInt.max(1024), default: 12, description: 'partitions when the gateway creates the orders topic' }),
   adminToken: setting({ env: 'SPILLWAY_ADMIN_TOKEN', flag: 'admin-token', schema: z.string(), default: '', description: 'bearer token for /v1/admin (empty = admin API disabled)', secret: true }),
@@ -30,6 +39,11 @@ export const gatewaySettings = {
   backlogBudgetS: setting({ env: 'SPILLWAY_BACKLOG_BUDGET_S', flag: 'backlog-budget-s', schema: positiveInt, default: 3 * 86_400, description: 'shed new orders (503 BACKLOG_FULL) when the drain ETA exceeds this' }),
   backlogResumeS: setting({ env: 'SPILLWAY_BACKLOG_RESUME_S', flag: 'backlog-resume-s', schema: positiveInt, default: Math.floor(2.5 * 86_400), description: 'accept again once the drain ETA is below this' }),
   backlogMaxOrders: setting({ env: 'SPILLWAY_BACKLOG_MAX_ORDERS', flag: 'backlog-max-orders', schema: nonNegativeInt, default: 0, description: 'also shed when the backlog exceeds this many orders (0 = no count limit)' }),
+  headersTimeoutMs: setting({ env: 'SPILLWAY_HEADERS_TIMEOUT_MS', flag: 'headers-timeout-ms', schema: positiveInt, default: 10_000, description: 'a request whose headers take longer is answered 408 and its connection closed (slowloris)' }),
+  requestTimeoutMs: setting({ env: 'SPILLWAY_REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', schema: positiveInt, default: 30_000, description: 'a request (headers and body) taking longer to arrive is answered 408 and its connection closed; at least --headers-timeout-ms' }),
+  keepAliveTimeoutMs: setting({ env: 'SPILLWAY_KEEP_ALIVE_TIMEOUT_MS', flag: 'keep-alive-timeout-ms', schema: positiveInt, default: 5000, description: 'an idle keep-alive connection is closed after this long' }),
+  maxRequestsPerSocket: setting({ env: 'SPILLWAY_MAX_REQUESTS_PER_SOCKET', flag: 'max-requests-per-socket', schema: nonNegativeInt, default: 10_000, description: 'requests one keep-alive connection may carry before it is closed (0 = no limit)' }),
+  maxConnections: setting({ env: 'SPILLWAY_MAX_CONNECTIONS', flag: 'max-connections', schema: nonNegativeInt, default: 10_000, description: 'open connections at most; further ones are closed at once (0 = no limit)' }),
   logLevel: setting({ env: 'SPILLWAY_LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', description: 'log level' }),
 };
 
@@ -37,5 +51,16 @@ export type GatewayConfig = ConfigOf<typeof gatewaySettings>;
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env) {
   const loaded = loadConfig(gatewaySettings, argv, env);
+  checkKafkaSasl(loaded.config);
+  const c = loaded.config;
+  // node:http refuses a headers timeout longer than the request timeout.
+  if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError([`--request-timeout-ms=${c.requestTimeoutMs} must be at least --headers-timeout-ms=${c.headersTimeoutMs}`]);
   return loaded;
+}
+
+/** SASL credentials come as a pair: a user without a password (or the reverse) is a mistake, not "no SASL". */
+function checkKafkaSasl(c: { kafkaSaslUsername: string; kafkaSaslPassword: string }): void {
+  if ((c.kafkaSaslUsername === '') !== (c.kafkaSaslPassword === '')) {
+    throw new ConfigError([`${c.kafkaSaslUsername === '' ? 'KAFKA_SASL_PASSWORD is set without KAFKA_SASL_USERNAME' : 'KAFKA_SASL_USERNAME is set without KAFKA_SASL_PASSWORD'}`]);
+  }
 }

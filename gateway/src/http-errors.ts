@@ -23,12 +23,19 @@ const STATUS_BY_CODE: Record<string, number> = {
   UNKNOWN_TOPIC: 404,
 };
 
+/** What a client is told of an outage: internal messages name hosts, ports and client errors. */
+const PUBLIC_MESSAGE_BY_CODE: Record<string, string> = {
+  BUFFER_UNAVAILABLE: 'the buffer is unavailable; retry shortly',
+  QUOTAS_UNAVAILABLE: 'the quota store is unavailable; retry shortly',
+};
+
 export function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (isSpillwayError(err)) {
     const status = STATUS_BY_CODE[err.code] ?? 500;
     const headers: Record<string, string> = status === 503 ? { 'retry-after': '1' } : {};
-    return new HttpError(status, err.code, err.message, {}, headers);
+    const message = status >= 500 ? (PUBLIC_MESSAGE_BY_CODE[err.code] ?? 'internal error') : err.message;
+    return new HttpError(status, err.code, message, {}, headers);
   }
   // body-parser style errors from express internals carry a status and type.
   const e = err as { status?: number; type?: string };

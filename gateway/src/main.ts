@@ -1,6 +1,7 @@
 /** `spillway gateway`: reads settings, connects Redis and the buffer, serves the API, stops cleanly. */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { ConfigError, helpText, redactedConfig } from '../../lib/src/config.ts';
@@ -8,9 +9,10 @@ import { createLogger } from '../../lib/src/logger.ts';
 import { Shutdown } from '../../lib/src/shutdown.ts';
 import { Admission } from './admission.ts';
 import { buildApp } from './app.ts';
+import { HttpError, sendError } from './http-errors.ts';
 import { gatewaySettings, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayMetrics } from './metrics.ts';
-import { KafkajsPublisher } from './publisher.ts';
+import { kafkaSasl, KafkajsPublisher } from './publisher.ts';
 import { Quotas } from './quotas.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {
@@ -47,6 +49,7 @@ export async function startGateway(config: GatewayConfig): Promise<{ port: numbe
     lingerMs: config.lingerMs,
     maxBatch: config.maxBatch,
     requestTimeoutMs: config.appendTimeoutMs,
+    sasl: kafkaSasl(config),
     log,
   });
   publisher.onBatch = (n) => metrics.batch.observe(n);
@@ -68,7 +71,7 @@ export async function startGateway(config: GatewayConfig): Promise<{ port: numbe
       : null;
   let stopping = false;
   const app = buildApp({ config, redis, publisher, quotas, admission, limiter, metrics, log, isStopping: () => stopping });
-  const server = http.createServer({ keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 30_000 }, app);
+  const server = createGatewayServer(app, config);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -91,4 +94,69 @@ export async function startGateway(config: GatewayConfig): Promise<{ port: numbe
   });
   shutdown.installSignalHandlers();
   return { port, stop: () => shutdown.stop() };
+}
+
+export type ServerLimits = Pick<GatewayConfig, 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxRequestsPerSocket' | 'maxConnections'>;
+
+/**
+ * The HTTP server around the app, hardened against slow and greedy clients: headers and whole
+ * requests must arrive within their timeouts (408, then the connection is closed), idle
+ * keep-alive connections and long-lived ones are closed, connections beyond the cap are closed
+ * on accept. Errors node:http answers itself (malformed requests, oversized headers, timeouts,
+ * CONNECT) get the JSON error shape too, never node's bare status line.
+ */
+export function createGatewayServer(app: http.RequestListener, limits: ServerLimits): http.Server {
+  const server = http.createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // How often node checks the two timeouts above (its default, 30 s, would let a slowloris
+      // hold a socket up to 30 s past them).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headersTimeoutMs / 2))),
+    },
+    app,
+  );
+  server.maxRequestsPerSocket = limits.maxRequestsPerSocket;
+  if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // As node's own handler: answer only when no response is under way on this socket.
+    const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
+      const [status, code, message] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ([408, 'REQUEST_TIMEOUT', 'the request did not arrive in time'] as const)
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? ([431, 'HEADERS_TOO_LARGE', 'the request line and headers are too large'] as const)
+            : ([400, 'BAD_REQUEST', 'the request could not be parsed'] as const);
+      endWith(socket, rawJsonError(status, code, message));
+      return;
+    }
+    socket.destroy();
+  });
+  // An Expect other than 100-continue: node would answer a bare 417.
+  server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    sendError(res, new HttpError(417, 'EXPECTATION_FAILED', 'only Expect: 100-continue is supported'));
+  });
+  // CONNECT (a proxy request) is not for us: without this listener node just drops the socket.
+  server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
+    endWith(socket, rawJsonError(405, 'METHOD_NOT_ALLOWED', 'CONNECT is not supported'));
+  });
+  return server;
+}
+
+function rawJsonError(status: number, code: string, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** Writes a last answer and closes the socket once it is flushed (or after a second at most). */
+function endWith(socket: Duplex, answer: string): void {
+  socket.on('error', () => undefined);
+  const timer = setTimeout(() => socket.destroy(), 1000);
+  timer.unref();
+  socket.end(answer, () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
 }

@@ -18,7 +18,7 @@
  * deadline timer for the whole publisher rather than one per record.
  */
 import { createRequire } from 'node:module';
-import { Kafka, logLevel as kafkaLogLevel, type Admin, type Producer } from 'kafkajs';
+import { Kafka, logLevel as kafkaLogLevel, type Admin, type Producer, type SASLOptions } from 'kafkajs';
 import type { Logger } from '../../lib/src/logger.ts';
 import { SpillwayError } from '../../lib/src/errors.ts';
 
@@ -73,7 +73,22 @@ export interface KafkajsPublisherOptions {
   lingerMs: number;
   maxBatch: number;
   requestTimeoutMs: number;
+  /** SASL credentials (see kafkaSasl); undefined = plaintext without authentication. */
+  sasl?: SASLOptions;
   log: Logger;
+}
+
+/** The Kafka SASL settings shared by the gateway's and drainer's configs. */
+export interface KafkaSaslSettings {
+  kafkaSaslMechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  kafkaSaslUsername: string;
+  kafkaSaslPassword: string;
+}
+
+/** kafkajs's `sasl` option for these settings, or undefined when no user is set. */
+export function kafkaSasl(s: KafkaSaslSettings): SASLOptions | undefined {
+  if (s.kafkaSaslUsername === '') return undefined;
+  return { mechanism: s.kafkaSaslMechanism, username: s.kafkaSaslUsername, password: s.kafkaSaslPassword } as SASLOptions;
 }
 
 export class KafkajsPublisher implements Publisher {
@@ -101,6 +116,7 @@ export class KafkajsPublisher implements Publisher {
       clientId: opts.clientId,
       brokers: opts.brokers,
       logLevel: kafkaLogLevel.NOTHING,
+      sasl: opts.sasl,
       requestTimeout: opts.requestTimeoutMs,
       connectionTimeout: Math.min(3000, opts.requestTimeoutMs),
       // A bounded retry budget: the caller's answer must not outlive its append timeout by much.

@@ -105,9 +105,14 @@ export function redactedConfig<S extends SettingsSpec>(spec: S, config: ConfigOf
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(spec)) {
     const v = config[key as keyof S];
-    out[key] = s.secret && v !== '' && v !== undefined ? '<redacted>' : v;
+    out[key] = s.secret && v !== '' && v !== undefined ? '<redacted>' : typeof v === 'string' ? redactUrlPassword(v) : v;
   }
   return out;
+}
+
+/** `redis://user:secret@host` → `redis://user:<redacted>@host`: credentials in a URL setting are secret too. */
+export function redactUrlPassword(v: string): string {
+  return v.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1<redacted>@');
 }
 
 export function helpText<S extends SettingsSpec>(command: string, summary: string, spec: S): string {

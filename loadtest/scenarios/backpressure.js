@@ -8,7 +8,7 @@
 //   k6 run -e BASE_URL=... -e ADMIN_TOKEN=... -e DOWNSTREAM_URL=... loadtest/scenarios/backpressure.js
 import http from 'k6/http';
 import exec from 'k6/execution';
-import { DOWNSTREAM_URL, num, OK_2XX, placeOrder, seconds, setupSale, str, summaryHandler, teardownSale, TREND_STATS } from './lib/common.js';
+import { constantArrivals, DOWNSTREAM_URL, drainingStack, num, OK_2XX, placeOrder, seconds, setupSale, str, summaryHandler, teardownSale, TREND_STATS } from './lib/common.js';
 
 const RATE = num('RATE', 60);
 const DURATION = str('DURATION', '90s');
@@ -20,14 +20,7 @@ const END_WINDOW_S = num('END_WINDOW_S', 10);
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    intake: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: num('PRE_VUS', 20),
-      maxVUs: num('MAX_VUS', 300),
-    },
+    intake: constantArrivals(RATE, DURATION, { pre: 20, max: 300 }),
     slowdown: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: SLOW_AT, exec: 'slowDown' },
     recovery: { executor: 'shared-iterations', vus: 1, iterations: 1, startTime: RECOVER_AT, exec: 'recover' },
   },
@@ -44,8 +37,7 @@ export const options = {
 
 export const spillwayStack = {
   gateway: { env: { SPILLWAY_BACKLOG_BUDGET_S: str('BUDGET_S', '15'), SPILLWAY_BACKLOG_RESUME_S: str('RESUME_S', '5') } },
-  drainer: { rate: num('DRAIN_RATE', 100), burst: 10 },
-  downstream: { rate: num('DOWNSTREAM_CAPACITY', 120), burst: 20 },
+  ...drainingStack(120),
 };
 
 export function setup() {

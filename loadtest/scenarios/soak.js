@@ -5,9 +5,8 @@
 //   spillway loadtest soak --up                            (this machine: 40/s for 10 min)
 //   k6 run -e BASE_URL=... -e ADMIN_TOKEN=... -e RATE=300 -e DURATION=4h loadtest/scenarios/soak.js
 import http from 'k6/http';
-import exec from 'k6/execution';
 import { Gauge, Trend } from 'k6/metrics';
-import { ADMIN_TOKEN, BASE_URL, num, OK_2XX, placeOrder, setupSale, str, summaryHandler, teardownSale, TREND_STATS } from './lib/common.js';
+import { ADMIN_TOKEN, BASE_URL, constantArrivals, drainingStack, num, OK_2XX, oneSkuSale, orderPerIteration, str, summaryHandler, TREND_STATS } from './lib/common.js';
 
 const RATE = num('RATE', 40);
 const DURATION = str('DURATION', '10m');
@@ -19,14 +18,7 @@ const backlogOrders = new Gauge('backlog_orders');
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    intake: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: num('PRE_VUS', 20),
-      maxVUs: num('MAX_VUS', 200),
-    },
+    intake: constantArrivals(RATE, DURATION, { pre: 20, max: 200 }),
     monitor: { executor: 'constant-arrival-rate', exec: 'monitor', rate: 1, timeUnit: '5s', duration: DURATION, preAllocatedVUs: 1, maxVUs: 2 },
   },
   thresholds: {
@@ -39,25 +31,12 @@ export const options = {
   summaryTrendStats: TREND_STATS,
 };
 
-export const spillwayStack = {
-  drainer: { rate: num('DRAIN_RATE', 100), burst: 10 },
-  downstream: { rate: num('DOWNSTREAM_CAPACITY', 150), burst: 20 },
-};
+export const spillwayStack = drainingStack(150);
 
-export function setup() {
-  return setupSale({ skus: [{ sku: 'SOAK', stock: 100000000, perUserLimit: 0 }], peakRate: RATE });
-}
-
-/** @param {import('./lib/common.js').SaleData} data */
-export function teardown(data) {
-  teardownSale(data);
-}
-
-/** @param {import('./lib/common.js').SaleData} data */
-export default async function (data) {
-  const i = exec.scenario.iterationInTest;
-  await placeOrder(data, { sku: data.skus[0].sku, userId: `u-${i % USERS}`, idempotencyKey: `${data.runId}-${i}` });
-}
+const sale = oneSkuSale('SOAK', 100000000, RATE);
+export const setup = sale.setup;
+export const teardown = sale.teardown;
+export default orderPerIteration(USERS);
 
 export async function monitor() {
   const r = await http.asyncRequest('GET', `${BASE_URL}/v1/admin/backlog`, null, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, tags: { name: 'GET /v1/admin/backlog' }, responseCallback: OK_2XX });

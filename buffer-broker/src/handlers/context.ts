@@ -7,6 +7,7 @@ import type { ProducerIdAllocator } from '../storage/producer-ids.ts';
 import type { GroupCoordinator } from '../coordinator/group-coordinator.ts';
 import type { Writer } from '../protocol/writer.ts';
 import type { Reader } from '../protocol/reader.ts';
+import type { PlainAuthenticator } from '../server/sasl-plain.ts';
 
 export const NODE_ID = 0;
 
@@ -18,6 +19,8 @@ export interface BrokerContext {
   metrics: BrokerMetrics;
   log: Logger;
   clusterId: string;
+  /** SASL/PLAIN credentials when authentication is on; null = no SASL (and none advertised). */
+  sasl: PlainAuthenticator | null;
   /** Host and port clients are told to connect to. */
   advertised(): { host: string; port: number };
   /** True once SIGTERM arrived: long polls answer at once. */

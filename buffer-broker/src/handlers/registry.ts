@@ -25,9 +25,9 @@ import { handleCreateTopics, handleDeleteTopics, handleListOffsets, handleMetada
 
 const NEVER = Number.POSITIVE_INFINITY;
 
-const handleApiVersions: Handler = (_ctx, version, r, w) => {
+const handleApiVersions: Handler = (ctx, version, r, w) => {
   decodeApiVersionsRequest(r, version);
-  encodeApiVersionsResponse(w, version, ErrorCode.NONE, advertisedVersions());
+  encodeApiVersionsResponse(w, version, ErrorCode.NONE, advertisedVersions(ctx.sasl !== null));
   return true;
 };
 
@@ -68,14 +68,24 @@ export const apis: ApiDef[] = [
   { key: 22, name: 'InitProducerId', minVersion: 0, maxVersion: 1, flexibleFrom: 2, handle: handleInitProducerId },
 ];
 
+/**
+ * The SASL APIs: answered by the connection itself (server/server.ts), since they change the
+ * connection's state, and advertised only when SASL is on (kafka-protocol.md §0.2).
+ */
+export const saslApis = [
+  { key: 17, name: 'SaslHandshake', minVersion: 0, maxVersion: 1 },
+  { key: 36, name: 'SaslAuthenticate', minVersion: 0, maxVersion: 1 },
+] as const;
+
 const byKey = new Map(apis.map((a) => [a.key, a]));
 
 export function lookupApi(key: number): ApiDef | undefined {
   return byKey.get(key);
 }
 
-export function advertisedVersions() {
-  return apis.map((a) => ({ apiKey: a.key, minVersion: a.minVersion, maxVersion: a.maxVersion }));
+export function advertisedVersions(sasl: boolean) {
+  const served: readonly { key: number; minVersion: number; maxVersion: number }[] = sasl ? [...apis, ...saslApis].sort((a, b) => a.key - b.key) : apis;
+  return served.map((a) => ({ apiKey: a.key, minVersion: a.minVersion, maxVersion: a.maxVersion }));
 }
 
 export { NEVER };

@@ -6,6 +6,15 @@
  *
  * Bad input (garbage, oversized or truncated frames, unknown APIs or versions) closes that
  * client's connection only. Nothing a client sends can throw out of this module.
+ *
+ * Hostile clients are bounded: a frame that has started arriving must complete within
+ * requestReadTimeoutMs (slowloris), and partly received frames share one memory budget
+ * (maxBufferedRequestBytes): a connection whose next frame does not fit stops being read until
+ * memory is released, so many large half-sent frames cannot exhaust memory.
+ *
+ * SASL (when ctx.sasl is set) is connection state, so it lives here rather than in handlers/:
+ * before authenticating, a connection may send only ApiVersions, SaslHandshake and
+ * SaslAuthenticate, as in Kafka's SaslServerAuthenticator; anything else closes it.
  */
 import net from 'node:net';
 import { ErrorCode } from '../protocol/error-codes.ts';
@@ -13,17 +22,71 @@ import { readRequestHeaderPrefix, readRequestHeaderRest } from '../protocol/head
 import { ProtocolDecodeError, Reader } from '../protocol/reader.ts';
 import { Writer } from '../protocol/writer.ts';
 import { encodeApiVersionsResponse } from '../protocol/apis/api-versions.ts';
+import { decodeSaslAuthenticateRequest, encodeSaslAuthenticateResponse } from '../protocol/apis/sasl-authenticate.ts';
+import { decodeSaslHandshakeRequest, encodeSaslHandshakeResponse } from '../protocol/apis/sasl-handshake.ts';
 import type { BrokerContext } from '../handlers/context.ts';
-import { advertisedVersions, lookupApi } from '../handlers/registry.ts';
+import { advertisedVersions, lookupApi, saslApis } from '../handlers/registry.ts';
+import { PLAIN } from './sasl-plain.ts';
 
 /** Pause reading a connection with this many unanswered requests (producer backpressure). */
 const MAX_QUEUED_PER_CONNECTION = 128;
 /** ...or with this many bytes waiting in the socket's write buffer (slow consumers). */
 const MAX_WRITE_BUFFER = 64 * 1024 * 1024;
+/** Largest frame accepted before authentication (Kafka's sasl.server.max.receive.size default). */
+const MAX_UNAUTHENTICATED_FRAME = 512 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 interface Slot {
   done: boolean;
   chunks: Buffer[] | null;
+  /** Close the connection once this answer is written (failed authentication). */
+  closeAfter?: boolean;
+}
+
+/**
+ * SASL progress of one connection. open: no SASL, or authenticated. handshake: may send
+ * ApiVersions or SaslHandshake. authenticate: after SaslHandshake v1, expects SaslAuthenticate.
+ * rawToken: after SaslHandshake v0, the next frame is a bare SASL token without a request header.
+ */
+type AuthState = 'open' | 'handshake' | 'authenticate' | 'rawToken';
+
+/**
+ * Memory for partly received frames, shared by all connections. A connection reserves its
+ * frame's declared size when the frame does not arrive whole; frames that arrive whole in one
+ * read need nothing. Waiters are retried in arrival order whenever memory is released.
+ */
+class RequestMemory {
+  private used = 0;
+  private readonly waiting = new Set<Connection>();
+
+  constructor(
+    readonly limit: number,
+    private readonly onChange: (used: number) => void,
+  ) {}
+
+  tryReserve(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    this.onChange(this.used);
+    return true;
+  }
+
+  release(n: number): void {
+    this.used -= n;
+    this.onChange(this.used);
+    for (const c of this.waiting) {
+      if (this.used >= this.limit) break;
+      if (c.retryReserve()) this.waiting.delete(c);
+    }
+  }
+
+  wait(c: Connection): void {
+    this.waiting.add(c);
+  }
+
+  cancel(c: Connection): void {
+    this.waiting.delete(c);
+  }
 }
 
 class Connection {
@@ -32,13 +95,23 @@ class Connection {
   private queue: Slot[] = [];
   private paused = false;
   private closed = false;
+  /** An answer that closes the connection is queued: read nothing more. */
+  private closing = false;
   private draining: (() => void) | null = null;
   private readonly clientHost: string;
+  private auth: AuthState;
+  /** Bytes reserved in RequestMemory for the frame being received. */
+  private reserved = 0;
+  private waitingMemory = false;
+  /** performance.now() when the current incomplete frame started arriving, or 0. */
+  partialSince = 0;
 
   constructor(
     private readonly socket: net.Socket,
     private readonly ctx: BrokerContext,
+    private readonly memory: RequestMemory,
   ) {
+    this.auth = ctx.sasl === null ? 'open' : 'handshake';
     this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
     socket.setNoDelay(true);
     if (ctx.config.idleTimeoutMs > 0) {
@@ -49,8 +122,29 @@ class Connection {
     socket.on('error', () => undefined); // ECONNRESET and friends: the close handler cleans up
     socket.on('close', () => {
       this.closed = true;
+      this.dropInput();
       this.draining?.();
     });
+  }
+
+  /** Forgets buffered input and gives its memory back. */
+  private dropInput(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.partialSince = 0;
+    this.releaseMemory();
+    if (this.waitingMemory) {
+      this.waitingMemory = false;
+      this.memory.cancel(this);
+    }
+  }
+
+  private releaseMemory(): void {
+    if (this.reserved > 0) {
+      const n = this.reserved;
+      this.reserved = 0;
+      this.memory.release(n);
+    }
   }
 
   private fail(reason: string, detail?: unknown): void {
@@ -58,22 +152,70 @@ class Connection {
     this.ctx.metrics.protocolErrors.inc({ reason });
     this.ctx.log.warn({ reason, detail: detail instanceof Error ? detail.message : detail, remote: this.socket.remoteAddress }, 'closing connection after bad input');
     this.closed = true;
-    this.chunks = [];
-    this.buffered = 0;
+    this.dropInput();
     this.socket.destroy();
   }
 
-  private onData(chunk: Buffer): void {
+  /** Closes the connection without an answer for an authentication failure. */
+  private refuse(reason: string, detail: Record<string, unknown>): void {
     if (this.closed) return;
+    this.ctx.metrics.authFailures.inc({ reason });
+    this.ctx.log.warn({ reason, ...detail, remote: this.socket.remoteAddress }, 'closing unauthenticated connection');
+    this.closed = true;
+    this.dropInput();
+    this.socket.destroy();
+  }
+
+  /** Called by the server's sweep: closes a connection whose frame has been arriving too long. */
+  checkPartial(now: number, timeoutMs: number): void {
+    if (this.partialSince > 0 && !this.paused && now - this.partialSince > timeoutMs) {
+      this.fail('request_timeout', `frame incomplete after ${timeoutMs} ms (${this.buffered} bytes received)`);
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed || this.closing) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    while (!this.closed && this.buffered >= 4) {
+    this.processInput();
+  }
+
+  private processInput(): void {
+    while (!this.closed && !this.closing && this.buffered >= 4) {
       const size = this.peekSize();
-      if (size < 0 || size > this.ctx.config.maxRequestBytes) return this.fail('frame_size', size);
-      if (this.buffered < 4 + size) return;
+      const max = this.auth === 'open' ? this.ctx.config.maxRequestBytes : MAX_UNAUTHENTICATED_FRAME;
+      if (size < 0 || size > max || 4 + size > this.memory.limit) return this.fail('frame_size', size);
+      if (this.buffered < 4 + size) {
+        if (this.reserved === 0 && !this.memory.tryReserve(4 + size)) {
+          // Wait (unread, so the kernel holds the rest) until other frames release memory.
+          this.waitingMemory = true;
+          this.memory.wait(this);
+          this.pause();
+          this.partialSince = 0;
+          return;
+        }
+        this.reserved = 4 + size;
+        break;
+      }
       const frame = this.take(4 + size).subarray(4);
+      this.releaseMemory();
+      this.partialSince = 0;
       this.dispatch(frame);
     }
+    if (this.buffered === 0 || this.closed) this.partialSince = 0;
+    else if (this.partialSince === 0) this.partialSince = performance.now();
+  }
+
+  /** RequestMemory calls this when memory was released; true once the waiting frame has its memory. */
+  retryReserve(): boolean {
+    if (this.closed || !this.waitingMemory) return true;
+    const need = 4 + this.peekSize();
+    if (!this.memory.tryReserve(need)) return false;
+    this.reserved = need;
+    this.waitingMemory = false;
+    this.partialSince = performance.now();
+    this.maybeResume();
+    return true;
   }
 
   private peekSize(): number {
@@ -113,6 +255,7 @@ class Connection {
   }
 
   private dispatch(frame: Buffer): void {
+    if (this.auth === 'rawToken') return this.onRawSaslToken(frame);
     const r = new Reader(frame);
     let apiKey: number;
     let apiVersion: number;
@@ -122,13 +265,16 @@ class Connection {
     } catch (err) {
       return this.fail('header', err);
     }
+    if (this.ctx.sasl !== null && (this.auth !== 'open' || apiKey === 17 || apiKey === 36)) {
+      if (this.dispatchSasl(apiKey, apiVersion, correlationId, r)) return;
+    }
     const api = lookupApi(apiKey);
     if (!api) return this.fail('unknown_api', apiKey);
     if (apiVersion < api.minVersion || apiVersion > api.maxVersion) {
       if (apiKey === 18) {
         // KIP-511: answer in the v0 layout so the client can retry with a version we have.
         const w = new Writer(64);
-        encodeApiVersionsResponse(w, 0, ErrorCode.UNSUPPORTED_VERSION, advertisedVersions().filter((a) => a.apiKey === 18));
+        encodeApiVersionsResponse(w, 0, ErrorCode.UNSUPPORTED_VERSION, advertisedVersions(this.ctx.sasl !== null).filter((a) => a.apiKey === 18));
         this.enqueueDone(this.frameResponse(correlationId, false, w));
         return;
       }
@@ -164,6 +310,103 @@ class Connection {
     else result.then(finish, (err: unknown) => this.handlerFailed(api.name, err));
   }
 
+  /**
+   * SASL requests, and every request before authentication. Returns false to let the request
+   * through (ApiVersions before the handshake), true when it was answered or refused here.
+   * Mirrors Kafka's SaslServerAuthenticator and KafkaApis:
+   * - before the handshake: ApiVersions and SaslHandshake only; anything else (SaslAuthenticate
+   *   included) closes the connection without an answer;
+   * - during authentication: SaslHandshake (and ApiVersions) get ILLEGAL_SASL_STATE and the
+   *   connection closes; other requests close it without an answer;
+   * - after authentication: SaslHandshake and SaslAuthenticate get ILLEGAL_SASL_STATE and the
+   *   connection stays open.
+   */
+  private dispatchSasl(apiKey: number, apiVersion: number, correlationId: number, r: Reader): boolean {
+    if (apiKey === 18 && this.auth === 'handshake') return false;
+    const def = saslApis.find((a) => a.key === apiKey);
+    if (def === undefined) {
+      if (apiKey === 18 && apiVersion >= 0 && apiVersion <= 2) {
+        const w = new Writer(16);
+        encodeApiVersionsResponse(w, apiVersion, ErrorCode.ILLEGAL_SASL_STATE, []);
+        this.ctx.metrics.authFailures.inc({ reason: 'illegal_state' });
+        this.enqueueDone(this.frameResponse(correlationId, false, w), true);
+        return true;
+      }
+      this.refuse(this.auth === 'handshake' ? 'unauthenticated_request' : 'illegal_state', { apiKey, state: this.auth });
+      return true;
+    }
+    if (apiVersion < def.minVersion || apiVersion > def.maxVersion) {
+      this.fail('unsupported_version', `${def.name} v${apiVersion}`);
+      return true;
+    }
+    const w = new Writer(64);
+    try {
+      readRequestHeaderRest(r, false);
+      if (apiKey === 17) this.onSaslHandshake(apiVersion, correlationId, r, w);
+      else this.onSaslAuthenticate(apiVersion, correlationId, r, w);
+    } catch (err) {
+      this.handlerFailed(def.name, err);
+    }
+    return true;
+  }
+
+  private onSaslHandshake(version: number, correlationId: number, r: Reader, w: Writer): void {
+    const { mechanism } = decodeSaslHandshakeRequest(r);
+    this.ctx.metrics.requests.inc({ api: 'SaslHandshake', outcome: 'ok' });
+    let errorCode: number = ErrorCode.NONE;
+    let close = false;
+    if (this.auth === 'open') {
+      errorCode = ErrorCode.ILLEGAL_SASL_STATE;
+    } else if (this.auth !== 'handshake') {
+      errorCode = ErrorCode.ILLEGAL_SASL_STATE;
+      close = true;
+      this.ctx.metrics.authFailures.inc({ reason: 'illegal_state' });
+    } else if (mechanism !== PLAIN) {
+      errorCode = ErrorCode.UNSUPPORTED_SASL_MECHANISM;
+      close = true;
+      this.ctx.metrics.authFailures.inc({ reason: 'unsupported_mechanism' });
+      this.ctx.log.warn({ mechanism: mechanism.slice(0, 64), remote: this.socket.remoteAddress }, 'unsupported SASL mechanism; closing connection');
+    } else {
+      this.auth = version === 0 ? 'rawToken' : 'authenticate';
+    }
+    encodeSaslHandshakeResponse(w, { errorCode, mechanisms: [PLAIN] });
+    this.enqueueDone(this.frameResponse(correlationId, false, w), close);
+  }
+
+  private onSaslAuthenticate(version: number, correlationId: number, r: Reader, w: Writer): void {
+    const { authBytes } = decodeSaslAuthenticateRequest(r);
+    this.ctx.metrics.requests.inc({ api: 'SaslAuthenticate', outcome: 'ok' });
+    const answer = (errorCode: number, errorMessage: string | null, close: boolean) => {
+      encodeSaslAuthenticateResponse(w, version, { errorCode, errorMessage, authBytes: EMPTY, sessionLifetimeMs: 0 });
+      this.enqueueDone(this.frameResponse(correlationId, false, w), close);
+    };
+    if (this.auth === 'open') return answer(ErrorCode.ILLEGAL_SASL_STATE, 'SaslAuthenticate request received after successful authentication', false);
+    if (this.auth !== 'authenticate') return this.refuse('illegal_state', { apiKey: 36, state: this.auth });
+    const result = (this.ctx.sasl as NonNullable<BrokerContext['sasl']>).verify(authBytes);
+    if (result.ok) {
+      this.authenticated(result.user);
+      return answer(ErrorCode.NONE, null, false);
+    }
+    this.ctx.metrics.authFailures.inc({ reason: result.reason });
+    this.ctx.log.warn({ reason: result.reason, user: result.user?.slice(0, 256), remote: this.socket.remoteAddress }, 'SASL authentication failed; closing connection');
+    answer(ErrorCode.SASL_AUTHENTICATION_FAILED, result.message, true);
+  }
+
+  /** After SaslHandshake v0: the frame is the bare PLAIN token; success is answered with an empty token, failure closes. */
+  private onRawSaslToken(token: Buffer): void {
+    const result = (this.ctx.sasl as NonNullable<BrokerContext['sasl']>).verify(token);
+    if (!result.ok) return this.refuse(result.reason, { user: result.user?.slice(0, 256), handshake: 'v0' });
+    this.authenticated(result.user);
+    const empty = Buffer.alloc(4);
+    this.enqueueDone([empty]);
+  }
+
+  private authenticated(user: string): void {
+    this.auth = 'open';
+    this.ctx.metrics.authSuccesses.inc();
+    this.ctx.log.debug({ user, remote: this.socket.remoteAddress }, 'SASL authenticated');
+  }
+
   private handlerFailed(api: string, err: unknown): void {
     this.ctx.metrics.requests.inc({ api, outcome: 'error' });
     if (err instanceof ProtocolDecodeError) return this.fail('decode', `${api}: ${err.message}`);
@@ -180,8 +423,13 @@ class Connection {
     return [head, ...bodyChunks];
   }
 
-  private enqueueDone(chunks: Buffer[]): void {
-    this.queue.push({ done: true, chunks });
+  private enqueueDone(chunks: Buffer[], closeAfter = false): void {
+    this.queue.push({ done: true, chunks, closeAfter });
+    if (closeAfter) {
+      this.closing = true;
+      this.dropInput();
+      this.pause();
+    }
     this.flush();
   }
 
@@ -201,6 +449,14 @@ class Connection {
         corked = true;
       }
       for (const c of slot.chunks) this.socket.write(c);
+      if (slot.closeAfter) {
+        this.socket.uncork();
+        this.closed = true;
+        this.queue = [];
+        this.socket.end();
+        setTimeout(() => this.socket.destroy(), 1000).unref();
+        return;
+      }
     }
     if (corked) this.socket.uncork();
     this.maybeResume();
@@ -219,8 +475,10 @@ class Connection {
       this.pause();
       return;
     }
-    if (this.paused && this.queue.length < MAX_QUEUED_PER_CONNECTION / 2 && this.draining === null) {
+    if (this.paused && !this.waitingMemory && !this.closing && this.queue.length < MAX_QUEUED_PER_CONNECTION / 2 && this.draining === null) {
       this.paused = false;
+      // The frame being received gets the full timeout again: the pause was not the client's doing.
+      if (this.partialSince > 0) this.partialSince = performance.now();
       this.socket.resume();
     }
   }
@@ -248,10 +506,22 @@ class Connection {
 export class KafkaServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
+  private readonly memory: RequestMemory;
+  private sweep: NodeJS.Timeout | null = null;
 
   constructor(private readonly ctx: BrokerContext) {
+    this.memory = new RequestMemory(ctx.config.maxBufferedRequestBytes, (used) => ctx.metrics.bufferedRequestBytes.set(used));
+    const timeout = ctx.config.requestReadTimeoutMs;
+    if (timeout > 0) {
+      // One timer for all connections (none per request): closes frames that arrive too slowly.
+      this.sweep = setInterval(() => {
+        const now = performance.now();
+        for (const c of this.connections) c.checkPartial(now, timeout);
+      }, Math.max(50, Math.min(1000, Math.floor(timeout / 4))));
+      this.sweep.unref();
+    }
     this.server = net.createServer((socket) => {
-      const conn = new Connection(socket, ctx);
+      const conn = new Connection(socket, ctx, this.memory);
       this.connections.add(conn);
       ctx.metrics.connections.inc();
       socket.on('close', () => {
@@ -275,6 +545,7 @@ export class KafkaServer {
 
   /** Stops accepting connections and lets in-flight requests finish. */
   async close(timeoutMs = 10_000): Promise<void> {
+    if (this.sweep !== null) clearInterval(this.sweep);
     await Promise.all([
       new Promise<void>((resolve) => this.server.close(() => resolve())),
       ...[...this.connections].map((c) => c.drainAndClose(timeoutMs)),

@@ -174,3 +174,51 @@ export function summaryHandler(scenario) {
 }
 
 export const TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
+
+/**
+ * A constant-arrival-rate scenario: `rate` iterations a second for `duration` (open model), its
+ * VU pool settable with PRE_VUS / MAX_VUS.
+ * @param {number} rate
+ * @param {string} duration
+ * @param {{ pre: number, max: number }} vus
+ * @returns {import('k6/options').ConstantArrivalRateScenario}
+ */
+export function constantArrivals(rate, duration, vus) {
+  return { executor: 'constant-arrival-rate', rate, timeUnit: '1s', duration, preAllocatedVUs: num('PRE_VUS', vus.pre), maxVUs: num('MAX_VUS', vus.max) };
+}
+
+/**
+ * What `spillway loadtest --up` runs when a scenario wants a drain that keeps up with a modest
+ * intake: the drainer at DRAIN_RATE (100/s), the simulated downstream able to take a little more.
+ * Real k6 ignores it. @param {number} capacity the downstream's default capacity (DOWNSTREAM_CAPACITY)
+ */
+export function drainingStack(capacity) {
+  return { drainer: { rate: num('DRAIN_RATE', 100), burst: 10 }, downstream: { rate: num('DOWNSTREAM_CAPACITY', capacity), burst: 20 } };
+}
+
+/**
+ * setup/teardown for a one-SKU sale with no per-user limit (ample stock), for the intake scenarios.
+ * @param {string} sku
+ * @param {number} stock
+ * @param {number} peakRate
+ */
+export function oneSkuSale(sku, stock, peakRate) {
+  return {
+    setup: () => setupSale({ skus: [{ sku, stock, perUserLimit: 0 }], peakRate }),
+    /** @param {SaleData} data */
+    teardown: (data) => teardownSale(data),
+  };
+}
+
+/**
+ * The iteration of the intake scenarios: one order of the sale's first SKU per iteration, users
+ * cycling over `users`, a unique Idempotency-Key per iteration.
+ * @param {number} users
+ */
+export function orderPerIteration(users) {
+  /** @param {SaleData} data */
+  return async (data) => {
+    const i = exec.scenario.iterationInTest;
+    await placeOrder(data, { sku: data.skus[0].sku, userId: `u-${i % users}`, idempotencyKey: `${data.runId}-${i}` });
+  };
+}
