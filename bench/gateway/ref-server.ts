@@ -1,6 +1,7 @@
 /**
  * Entry of a reference server process (forked by bench/gateway.ts), measured the same way as the
- * gateway: `bare` is node:http that reads and JSON.parses the order body and answers 202;
+ * gateway: `bare` is node:http that reads and JSON.parses the order body and answers 202 with the
+ * gateway's headers (content-type, content-length) and a body of the gateway's size and shape;
  * `express` is an express 5 app with its defaults (express.json(), res.status(202).json()), i.e.
  * what a straightforward express order endpoint costs before doing any work. Both use the
  * gateway's server timeouts. Reports its port over IPC; exits with its parent.
@@ -11,7 +12,10 @@ import express from 'express';
 import type { FromReference, ReferenceKind } from './protocol.ts';
 
 const SERVER_OPTIONS = { keepAliveTimeout: 5000, headersTimeout: 10_000, requestTimeout: 30_000 } as const;
-const ACCEPTED = '{"status":"accepted"}';
+/** The gateway's 202 body, byte for byte the same size and shape (a fresh orderId per answer would
+ * be work the gateway does, not HTTP work; the bytes on the wire are what the references share). */
+const ACCEPTED_BODY = { orderId: '00000000-0000-4000-8000-000000000000', status: 'accepted', partition: 0, offset: 0, estimatedDeliverySeconds: 0 };
+const ACCEPTED = JSON.stringify(ACCEPTED_BODY);
 
 function bare(): http.Server {
   return http.createServer(SERVER_OPTIONS, (req, res) => {
@@ -48,7 +52,7 @@ function expressDefaults(): http.Server {
       res.status(400).end();
       return;
     }
-    res.status(202).json({ status: 'accepted' });
+    res.status(202).json(ACCEPTED_BODY);
   });
   return http.createServer(SERVER_OPTIONS, app);
 }

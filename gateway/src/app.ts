@@ -3,7 +3,9 @@
  * port 0). Hot path (POST /v1/orders): rate limit → backlog admission → lean body read →
  * validation → one atomic Redis script (idempotency, stock, per-user limit) → durable append
  * (acks=-1) → 202. A failed append gives the reservation back. Responses are written directly
- * (no ETag hashing, no res.json), and every answer has the JSON error shape on failure.
+ * (no ETag hashing, no res.json), and every answer has the JSON error shape on failure. The hot
+ * path is dispatched in front of express's router (still inside this express app); every other
+ * route goes through express.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -22,6 +24,7 @@ import { HttpError, sendError, sendJson, toHttpError } from './http-errors.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { Publisher } from './publisher.ts';
 import type { Quotas } from './quotas.ts';
+import { checkOrder } from './order-check.ts';
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -161,10 +164,15 @@ export function buildApp(deps: GatewayDeps): Express {
     }
   }
 
-  // ---- POST /v1/orders ----
-  const inFlight = new Map<string, Promise<{ status: number; body: string }>>();
+  // ---- POST /v1/orders: the hot path ----
+  // Served in front of express (see the end of buildApp) and written against node:http alone:
+  // no router, URL parsing or prototype swaps per order. Client identity is only worked out when
+  // something needs it (API keys, rate limits); the request is hashed only for an
+  // Idempotency-Key; the body is checked by hand and only what that check refuses goes through
+  // zod (same answers); the order's status is recorded with one script call.
+  const inFlight = new Map<string, Promise<Answer>>();
 
-  async function waitForStored(idemKey: string, hash: string): Promise<{ status: number; body: string } | null> {
+  async function waitForStored(idemKey: string, hash: string): Promise<Answer | null> {
     const deadline = Date.now() + config.appendTimeoutMs + 2000;
     while (Date.now() < deadline) {
       const v = await redis.get(idemKey);
@@ -177,21 +185,27 @@ export function buildApp(deps: GatewayDeps): Express {
     throw new HttpError(503, 'BUFFER_UNAVAILABLE', 'the first request with this Idempotency-Key is still in flight', {}, { 'retry-after': '1' });
   }
 
-  async function admitOrder(req: Request, res: Response): Promise<{ status: number; body: string }> {
-    const client = await clientOf(req);
-    await rateLimit(client.id, res);
+  async function admitOrder(req: IncomingMessage, res: ServerResponse): Promise<Answer> {
+    let clientName: string | null = null;
+    const apiKey = req.headers['x-api-key'];
+    if (limiter !== null || config.requireApiKey || (typeof apiKey === 'string' && apiKey !== '')) {
+      const client = await clientOf(req);
+      clientName = client.name;
+      await rateLimit(client.id, res);
+    }
     assertAdmitting();
     const body = await readJsonBody(req, config.bodyLimitBytes);
-    const order = parse(orderRequestSchema, body.value);
+    const order = checkOrder(body.value) ?? parse(orderRequestSchema, body.value);
     const rawKey = req.headers['idempotency-key'];
     let idemKey: string | null = null;
     if (rawKey !== undefined) {
       if (typeof rawKey !== 'string' || !IDEMPOTENCY_KEY.test(rawKey)) {
         throw new HttpError(400, 'VALIDATION_FAILED', 'invalid fields: Idempotency-Key', { fields: [{ field: 'Idempotency-Key', message: '1-255 visible ASCII characters' }] });
       }
-      idemKey = keys.idempotency(client.name ?? 'public', rawKey);
+      idemKey = keys.idempotency(clientName ?? 'public', rawKey);
     }
-    const hash = sha256(body.raw).slice(0, 32);
+    // Only needed to tell a retry from a reuse of the same Idempotency-Key.
+    const hash = idemKey === null ? '' : sha256(body.raw).slice(0, 32);
     for (let attempt = 0; ; attempt++) {
       const orderId = randomUUID();
       let reserved;
@@ -233,13 +247,11 @@ export function buildApp(deps: GatewayDeps): Express {
     }
   }
 
-  async function appendOrder(order: Order, idemKey: string | null, hash: string): Promise<{ status: number; body: string }> {
+  async function appendOrder(order: Order, idemKey: string | null, hash: string): Promise<Answer> {
     let placement;
     try {
-      placement = await withTimeout(
-        publisher.publish({ topic: config.ordersTopic, key: order.sku, value: JSON.stringify(order), headers: { 'order-id': order.orderId } }),
-        config.appendTimeoutMs,
-      );
+      // The publisher answers within config.appendTimeoutMs (one deadline per publisher, not a timer per order).
+      placement = await publisher.publish({ topic: config.ordersTopic, key: order.sku, value: JSON.stringify(order), headers: { 'order-id': order.orderId } });
     } catch (err) {
       // Never 202 an order that is not in the buffer: give the reservation back and say so.
       // If the append might still land (timeout), mark the order so the drainer skips it.
@@ -250,26 +262,19 @@ export function buildApp(deps: GatewayDeps): Express {
       log.warn({ orderId: order.orderId, err: (err as Error).message }, 'append failed; reservation given back');
       throw new HttpError(503, 'BUFFER_UNAVAILABLE', 'the buffer is unavailable; retry shortly', {}, { 'retry-after': '1' });
     }
-    const body = JSON.stringify({
-      orderId: order.orderId,
-      status: 'accepted',
-      partition: placement.partition,
-      offset: placement.offset,
-      estimatedDeliverySeconds: Math.round(admission.etaSeconds),
-    });
-    // Plain commands: ioredis auto-pipelining sends those of every order answered in this tick
-    // in one write (an explicit pipeline per order cost one write each).
-    const writes: Promise<unknown>[] = [
-      redis.hset(keys.order(order.orderId), 'status', 'accepted', 'acceptedAt', String(order.acceptedAt), 'sku', order.sku, 'partition', String(placement.partition), 'offset', String(placement.offset)),
-      redis.expire(keys.order(order.orderId), config.orderStatusTtlS),
-    ];
+    // The orderId is a UUID and the rest are numbers: nothing to escape.
+    const body = `{"orderId":"${order.orderId}","status":"accepted","partition":${placement.partition},"offset":${placement.offset},"estimatedDeliverySeconds":${Math.round(admission.etaSeconds)}}`;
+    // One script call per order (status fields and TTL); ioredis auto-pipelining sends those of
+    // every order answered in this tick in one write.
+    const writes: Promise<unknown>[] = [quotas.recordAccepted(order.orderId, order.acceptedAt, order.sku, placement.partition, placement.offset, config.orderStatusTtlS)];
     if (idemKey !== null) writes.push(redis.set(idemKey, `D|${hash}|202|${body}`, 'KEEPTTL'));
     // The order is durable: a failure to record its status must not turn the 202 into an error.
-    Promise.all(writes).catch((err: unknown) => log.error({ err: (err as Error).message, orderId: order.orderId }, 'could not record order status'));
+    const recorded = writes.length === 1 ? writes[0] : Promise.all(writes);
+    recorded.catch((err: unknown) => log.error({ err: (err as Error).message, orderId: order.orderId }, 'could not record order status'));
     return { status: 202, body };
   }
 
-  app.post('/v1/orders', (req, res) => {
+  function handleOrder(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     admitOrder(req, res).then(
       (answer) => {
@@ -284,7 +289,9 @@ export function buildApp(deps: GatewayDeps): Express {
         metrics.intake.observe({ outcome: 'rejected' }, (performance.now() - started) / 1000);
       },
     );
-  });
+  }
+  // Other spellings of the path (a query string, a trailing slash) reach it through express.
+  app.post('/v1/orders', (req, res) => handleOrder(req, res));
 
   app.get('/v1/orders/:orderId', (req, res) => {
     (async () => {
@@ -332,7 +339,7 @@ export function buildApp(deps: GatewayDeps): Express {
       });
       const results = await Promise.all(
         body.records.map((r, index) =>
-          withTimeout(publisher.publish({ topic, key: r.key ?? null, value: values[index], headers: r.headers }), config.appendTimeoutMs).then(
+          publisher.publish({ topic, key: r.key ?? null, value: values[index], headers: r.headers }).then(
             (p) => ({ index, status: 'accepted', partition: p.partition, offset: p.offset }),
             (err: unknown) => {
               const e = toHttpError(err);
@@ -503,7 +510,23 @@ export function buildApp(deps: GatewayDeps): Express {
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     fail(res, 'unknown', err);
   });
+
+  // The order hot path in front of express: `app` stays an express app (the http server calls
+  // app(req, res), which calls app.handle), but an exact POST /v1/orders goes straight to its
+  // handler; every other request takes express's usual way.
+  // (app.handle is express's own dispatch method, not in its type definitions.)
+  const dispatch = app as unknown as { handle: (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void };
+  const viaExpress = dispatch.handle.bind(app);
+  dispatch.handle = (req, res, next) => {
+    if (req.url === '/v1/orders' && req.method === 'POST') handleOrder(req, res);
+    else viaExpress(req, res, next);
+  };
   return app;
+}
+
+interface Answer {
+  status: number;
+  body: string;
 }
 
 function parseStored(v: string): { hash: string; done: false } | { hash: string; done: true; status: number; body: string } {

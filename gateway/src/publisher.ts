@@ -13,6 +13,9 @@
  * batch before the answer was lost. The next, different batch would then reuse those sequence
  * numbers and be taken for a duplicate (answered with the old batch's offsets: a 202 for an
  * order that is not in the log) or refused with OUT_OF_ORDER_SEQUENCE_NUMBER for good.
+ *
+ * Every publish() is answered within requestTimeoutMs (the gateway's append timeout), by one
+ * deadline timer for the whole publisher rather than one per record.
  */
 import { createRequire } from 'node:module';
 import { Kafka, logLevel as kafkaLogLevel, type Admin, type Producer, type SASLOptions } from 'kafkajs';
@@ -32,7 +35,8 @@ export interface Placement {
 }
 
 export interface Publisher {
-  /** Resolves once the record is durable in the buffer; rejects with BUFFER_UNAVAILABLE otherwise. */
+  /** Resolves once the record is durable in the buffer; rejects with BUFFER_UNAVAILABLE otherwise,
+   * at the latest when the append timeout has passed (the record may then still land). */
   publish(record: OutgoingRecord): Promise<Placement>;
   /** Creates the topic when missing. */
   ensureTopic(topic: string, partitions: number): Promise<void>;
@@ -55,7 +59,13 @@ interface Queued {
   partition: number;
   resolve: (p: Placement) => void;
   reject: (e: Error) => void;
+  /** Date.now() after which the record is answered with a timeout. */
+  deadline: number;
+  settled: boolean;
 }
+
+/** Keys whose partition is remembered per partition count (the cache is emptied beyond this). */
+const KEY_CACHE_MAX = 100_000;
 
 export interface KafkajsPublisherOptions {
   brokers: string[];
@@ -94,6 +104,11 @@ export class KafkajsPublisher implements Publisher {
   private idle: (() => void)[] = [];
   private readonly partitionCounts = new Map<string, number>();
   private rr = 0;
+  private readonly keyPartitions = new Map<number, Map<string, number>>();
+  /** Every record not yet answered, in publish order (settled ones are skipped lazily). */
+  private unsettled: Queued[] = [];
+  private unsettledHead = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
   onBatch?: (records: number) => void;
 
   constructor(private readonly opts: KafkajsPublisherOptions) {
@@ -158,20 +173,97 @@ export class KafkajsPublisher implements Publisher {
     return n;
   }
 
-  async publish(record: OutgoingRecord): Promise<Placement> {
-    if (this.closed) throw new SpillwayError('BUFFER_UNAVAILABLE', 'the publisher is shutting down', true);
-    let n: number;
-    try {
-      n = await this.partitionsOf(record.topic);
-    } catch (err) {
+  /** murmur2 once per key and partition count, not once per record (orders are keyed by SKU). */
+  private partitionOf(key: string | null, n: number): number {
+    if (key === null) return this.rr++ % n;
+    let byKey = this.keyPartitions.get(n);
+    if (byKey === undefined) this.keyPartitions.set(n, (byKey = new Map()));
+    let p = byKey.get(key);
+    if (p === undefined) {
+      if (byKey.size >= KEY_CACHE_MAX) byKey.clear();
+      p = partitionForKey(key, n);
+      byKey.set(key, p);
+    }
+    return p;
+  }
+
+  publish(record: OutgoingRecord): Promise<Placement> {
+    if (this.closed) return Promise.reject(new SpillwayError('BUFFER_UNAVAILABLE', 'the publisher is shutting down', true));
+    const n = this.partitionCounts.get(record.topic);
+    if (n !== undefined) return this.enqueue(record, this.partitionOf(record.key, n));
+    // A topic seen for the first time: its metadata first, within the append timeout too.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: timed out after ${this.opts.requestTimeoutMs} ms`, true)), this.opts.requestTimeoutMs);
+    });
+    const known = this.partitionsOf(record.topic).catch((err: unknown) => {
       if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION') throw new SpillwayError('UNKNOWN_TOPIC', `topic ${record.topic} does not exist`, false);
       throw new SpillwayError('BUFFER_UNAVAILABLE', `cannot read metadata of ${record.topic}: ${(err as Error).message}`, true);
-    }
-    const partition = record.key !== null ? partitionForKey(record.key, n) : this.rr++ % n;
+    });
+    return Promise.race([known, timeout])
+      .finally(() => clearTimeout(timer))
+      .then((count) => this.enqueue(record, this.partitionOf(record.key, count)));
+  }
+
+  private enqueue(record: OutgoingRecord, partition: number): Promise<Placement> {
     return new Promise<Placement>((resolve, reject) => {
-      this.queue.push({ record, partition, resolve, reject });
+      const deadline = Date.now() + this.opts.requestTimeoutMs;
+      const q: Queued = { record, partition, resolve, reject, deadline, settled: false };
+      this.queue.push(q);
+      this.unsettled.push(q);
+      if (this.deadlineTimer === undefined) this.armDeadline(deadline - Date.now());
       this.kick();
     });
+  }
+
+  /**
+   * The append timeout: a record not acknowledged requestTimeoutMs after publish() is rejected
+   * (BUFFER_UNAVAILABLE, ambiguous: it may still land), whether it waits in the queue or in a
+   * produce request that kafkajs is still retrying. One timer for the whole publisher: records are
+   * published and acknowledged in order, so the oldest unsettled one is due first.
+   */
+  private armDeadline(ms: number): void {
+    this.deadlineTimer = setTimeout(() => this.sweepDeadlines(), Math.max(1, ms));
+    this.deadlineTimer.unref();
+  }
+
+  private sweepDeadlines(): void {
+    this.deadlineTimer = undefined;
+    const now = Date.now();
+    const u = this.unsettled;
+    let i = this.unsettledHead;
+    let timedOut: SpillwayError | undefined;
+    for (; i < u.length; i++) {
+      const q = u[i];
+      if (q.settled) continue;
+      if (q.deadline > now) break;
+      timedOut ??= new SpillwayError('BUFFER_UNAVAILABLE', `append timed out after ${this.opts.requestTimeoutMs} ms`, true, { ambiguous: true });
+      q.settled = true;
+      q.reject(timedOut);
+    }
+    this.dropSettled(i);
+    if (this.unsettledHead < this.unsettled.length) this.armDeadline(this.unsettled[this.unsettledHead].deadline - now);
+  }
+
+  /** Forgets settled records at the head of `unsettled` (from `from`, where a sweep stopped). */
+  private dropSettled(from = this.unsettledHead): void {
+    const u = this.unsettled;
+    let i = from;
+    while (i < u.length && u[i].settled) i++;
+    if (i >= u.length) {
+      this.unsettled = [];
+      this.unsettledHead = 0;
+    } else if (i > 1024 && i * 2 > u.length) {
+      this.unsettled = u.slice(i);
+      this.unsettledHead = 0;
+    } else this.unsettledHead = i;
+  }
+
+  private settle(q: Queued, placement: Placement | null, err: Error | null): void {
+    if (q.settled) return;
+    q.settled = true;
+    if (placement !== null) q.resolve(placement);
+    else q.reject(err as Error);
   }
 
   private kick(): void {
@@ -185,8 +277,9 @@ export class KafkajsPublisher implements Publisher {
   private async sendLoop(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.opts.maxBatch);
-        await this.sendBatch(batch);
+        // Records already answered with a timeout while they queued are not sent at all.
+        const batch = this.queue.splice(0, this.opts.maxBatch).filter((q) => !q.settled);
+        if (batch.length > 0) await this.sendBatch(batch);
       }
     } finally {
       this.sending = false;
@@ -208,7 +301,8 @@ export class KafkajsPublisher implements Publisher {
       } catch (err) {
         // Nothing of this batch was sent: not ambiguous.
         const e = new SpillwayError('BUFFER_UNAVAILABLE', `cannot reconnect to the buffer: ${(err as Error).message}`, true);
-        for (const q of batch) q.reject(e);
+        for (const q of batch) this.settle(q, null, e);
+        this.dropSettled();
         return;
       }
     }
@@ -230,14 +324,16 @@ export class KafkajsPublisher implements Publisher {
         const i = seen.get(k) ?? 0;
         seen.set(k, i + 1);
         const b = base.get(k);
-        if (b === undefined) q.reject(new SpillwayError('BUFFER_UNAVAILABLE', 'the broker did not acknowledge this partition', true));
-        else q.resolve({ partition: q.partition, offset: b + i });
+        if (b === undefined) this.settle(q, null, new SpillwayError('BUFFER_UNAVAILABLE', 'the broker did not acknowledge this partition', true));
+        else this.settle(q, { partition: q.partition, offset: b + i }, null);
       }
+      this.dropSettled();
     } catch (err) {
       this.producerSuspect = true;
       this.opts.log.warn({ err: (err as Error).message, records: batch.length }, 'append failed');
       const e = new SpillwayError('BUFFER_UNAVAILABLE', `append failed: ${(err as Error).message}`, true, { ambiguous: true });
-      for (const q of batch) q.reject(e);
+      for (const q of batch) this.settle(q, null, e);
+      this.dropSettled();
     }
   }
 
