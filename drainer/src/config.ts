@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, loadConfig, port, setting, type ConfigOf } from '../../lib/src/config.ts';
+import { checkKafkaSasl, kafkaSaslSettings } from '../../lib/src/kafka-sasl.ts';
 
 export const drainerSettings = {
   config: setting({ env: 'SPILLWAY_DRAINER_CONFIG', flag: 'config', schema: z.string(), default: '', description: 'YAML or JSON file listing the downstreams (see README)' }),
@@ -19,15 +20,7 @@ export const drainerSettings = {
     default: '127.0.0.1:9092',
     description: 'Kafka bootstrap servers',
   }),
-  kafkaSaslMechanism: setting({
-    env: 'KAFKA_SASL_MECHANISM',
-    flag: 'kafka-sasl-mechanism',
-    schema: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-    default: 'plain' as 'plain' | 'scram-sha-256' | 'scram-sha-512',
-    description: 'SASL mechanism used when KAFKA_SASL_USERNAME is set (the embedded broker speaks plain; a real Kafka may use scram-sha-256/512)',
-  }),
-  kafkaSaslUsername: setting({ env: 'KAFKA_SASL_USERNAME', flag: 'kafka-sasl-username', schema: z.string(), default: '', description: 'authenticate to Kafka with SASL as this user (empty = no SASL)' }),
-  kafkaSaslPassword: setting({ env: 'KAFKA_SASL_PASSWORD', flag: 'kafka-sasl-password', schema: z.string(), default: '', description: 'password for KAFKA_SASL_USERNAME', secret: true }),
+  ...kafkaSaslSettings,
   dlqTopic: setting({ env: 'SPILLWAY_DLQ_TOPIC', flag: 'dlq-topic', schema: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/), default: 'orders.dlq', description: 'durable dead-letter topic' }),
   logLevel: setting({ env: 'SPILLWAY_LOG_LEVEL', flag: 'log-level', schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', description: 'log level' }),
 };
@@ -105,11 +98,4 @@ export function loadDrainerConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const loaded = loadConfig(drainerSettings, argv, env);
   checkKafkaSasl(loaded.config);
   return loaded;
-}
-
-/** SASL credentials come as a pair: a user without a password (or the reverse) is a mistake, not "no SASL". */
-function checkKafkaSasl(c: { kafkaSaslUsername: string; kafkaSaslPassword: string }): void {
-  if ((c.kafkaSaslUsername === '') !== (c.kafkaSaslPassword === '')) {
-    throw new ConfigError([`${c.kafkaSaslUsername === '' ? 'KAFKA_SASL_PASSWORD is set without KAFKA_SASL_USERNAME' : 'KAFKA_SASL_USERNAME is set without KAFKA_SASL_PASSWORD'}`]);
-  }
 }

@@ -53,19 +53,6 @@ export interface LogClient {
   close(): Promise<void>;
 }
 
-/** The Kafka SASL settings shared by the gateway's and drainer's configs. */
-export interface KafkaSaslSettings {
-  kafkaSaslMechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
-  kafkaSaslUsername: string;
-  kafkaSaslPassword: string;
-}
-
-/** kafkajs's `sasl` option for these settings, or undefined when no user is set. */
-export function kafkaSasl(s: KafkaSaslSettings): SASLOptions | undefined {
-  if (s.kafkaSaslUsername === '') return undefined;
-  return { mechanism: s.kafkaSaslMechanism, username: s.kafkaSaslUsername, password: s.kafkaSaslPassword } as SASLOptions;
-}
-
 export class KafkajsLogClient implements LogClient {
   private readonly kafka: Kafka;
   private producer: Producer | null = null;

@@ -8,7 +8,8 @@ import { Shutdown } from '../../lib/src/shutdown.ts';
 import { drainerSettings, loadDownstreams, loadDrainerConfig, type DownstreamConfig, type DrainerSettings } from './config.ts';
 import { HttpDelivery } from './delivery.ts';
 import { Downstream } from './downstream.ts';
-import { KafkajsLogClient, kafkaSasl } from './log-client.ts';
+import { kafkaSasl } from '../../lib/src/kafka-sasl.ts';
+import { KafkajsLogClient } from './log-client.ts';
 import { DrainerMetrics } from './metrics.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {

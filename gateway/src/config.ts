@@ -1,6 +1,7 @@
 /** Settings of `spillway gateway`: every one has a flag and an env var. */
 import { z } from 'zod';
 import { bool, ConfigError, loadConfig, nonNegativeInt, port, positiveInt, setting, type ConfigOf } from '../../lib/src/config.ts';
+import { checkKafkaSasl, kafkaSaslSettings } from '../../lib/src/kafka-sasl.ts';
 
 export const gatewaySettings = {
   host: setting({ env: 'SPILLWAY_GATEWAY_HOST', flag: 'host', schema: z.string().min(1), default: '127.0.0.1', description: 'address the HTTP API binds to' }),
@@ -13,15 +14,7 @@ export const gatewaySettings = {
     default: '127.0.0.1:9092',
     description: 'Kafka bootstrap servers (the embedded broker or a real Kafka cluster)',
   }),
-  kafkaSaslMechanism: setting({
-    env: 'KAFKA_SASL_MECHANISM',
-    flag: 'kafka-sasl-mechanism',
-    schema: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-    default: 'plain' as 'plain' | 'scram-sha-256' | 'scram-sha-512',
-    description: 'SASL mechanism used when KAFKA_SASL_USERNAME is set (the embedded broker speaks plain; a real Kafka may use scram-sha-256/512)',
-  }),
-  kafkaSaslUsername: setting({ env: 'KAFKA_SASL_USERNAME', flag: 'kafka-sasl-username', schema: z.string(), default: '', description: 'authenticate to Kafka with SASL as this user (empty = no SASL)' }),
-  kafkaSaslPassword: setting({ env: 'KAFKA_SASL_PASSWORD', flag: 'kafka-sasl-password', schema: z.string(), default: '', description: 'password for KAFKA_SASL_USERNAME', secret: true }),
+  ...kafkaSaslSettings,
   ordersTopic: setting({ env: 'SPILLWAY_ORDERS_TOPIC', flag: 'orders-topic', schema: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/), default: 'orders', description: 'topic orders are appended to' }),
   ordersPartitions: setting({ env: 'SPILLWAY_ORDERS_PARTITIONS', flag: 'orders-partitions', schema: positiveInt.max(1024), default: 12, description: 'partitions when the gateway creates the orders topic' }),
   adminToken: setting({ env: 'SPILLWAY_ADMIN_TOKEN', flag: 'admin-token', schema: z.string(), default: '', description: 'bearer token for /v1/admin (empty = admin API disabled)', secret: true }),
@@ -56,11 +49,4 @@ export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEn
   // node:http refuses a headers timeout longer than the request timeout.
   if (c.headersTimeoutMs > c.requestTimeoutMs) throw new ConfigError([`--request-timeout-ms=${c.requestTimeoutMs} must be at least --headers-timeout-ms=${c.headersTimeoutMs}`]);
   return loaded;
-}
-
-/** SASL credentials come as a pair: a user without a password (or the reverse) is a mistake, not "no SASL". */
-function checkKafkaSasl(c: { kafkaSaslUsername: string; kafkaSaslPassword: string }): void {
-  if ((c.kafkaSaslUsername === '') !== (c.kafkaSaslPassword === '')) {
-    throw new ConfigError([`${c.kafkaSaslUsername === '' ? 'KAFKA_SASL_PASSWORD is set without KAFKA_SASL_USERNAME' : 'KAFKA_SASL_USERNAME is set without KAFKA_SASL_PASSWORD'}`]);
-  }
 }

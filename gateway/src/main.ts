@@ -12,7 +12,8 @@ import { buildApp } from './app.ts';
 import { HttpError, sendError } from './http-errors.ts';
 import { gatewaySettings, loadGatewayConfig, type GatewayConfig } from './config.ts';
 import { GatewayMetrics } from './metrics.ts';
-import { kafkaSasl, KafkajsPublisher } from './publisher.ts';
+import { kafkaSasl } from '../../lib/src/kafka-sasl.ts';
+import { KafkajsPublisher } from './publisher.ts';
 import { Quotas } from './quotas.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {

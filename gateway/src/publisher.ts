@@ -78,19 +78,6 @@ export interface KafkajsPublisherOptions {
   log: Logger;
 }
 
-/** The Kafka SASL settings shared by the gateway's and drainer's configs. */
-export interface KafkaSaslSettings {
-  kafkaSaslMechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
-  kafkaSaslUsername: string;
-  kafkaSaslPassword: string;
-}
-
-/** kafkajs's `sasl` option for these settings, or undefined when no user is set. */
-export function kafkaSasl(s: KafkaSaslSettings): SASLOptions | undefined {
-  if (s.kafkaSaslUsername === '') return undefined;
-  return { mechanism: s.kafkaSaslMechanism, username: s.kafkaSaslUsername, password: s.kafkaSaslPassword } as SASLOptions;
-}
-
 export class KafkajsPublisher implements Publisher {
   private readonly kafka: Kafka;
   private producer: Producer;

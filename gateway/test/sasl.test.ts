@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, redactedConfig } from '../../lib/src/config.ts';
 import { run, spillwayBin, startBrokerProcess, startGatewayProcess, startRedis, waitFor, type BrokerProcess, type GatewayProcess, type RedisProcess } from '../../lib/src/testing/processes.ts';
 import { gatewaySettings, loadGatewayConfig } from '../src/config.ts';
-import { kafkaSasl } from '../src/publisher.ts';
+import { kafkaSasl } from '../../lib/src/kafka-sasl.ts';
 import { drainerSettings, loadDrainerConfig } from '../../drainer/src/config.ts';
-import { KafkajsLogClient, kafkaSasl as drainerKafkaSasl } from '../../drainer/src/log-client.ts';
+import { KafkajsLogClient } from '../../drainer/src/log-client.ts';
 
 const PASSWORD = 'gw-Pa55:word';
 let redis: RedisProcess;
@@ -71,7 +71,7 @@ describe('gateway against a SASL/PLAIN broker', () => {
 describe('drainer log client against a SASL/PLAIN broker', () => {
   it('dead-letters, consumes in its group, commits and reads lag with the credentials from its settings', async () => {
     const settings = loadDrainerConfig([], { KAFKA_SASL_USERNAME: 'gateway', KAFKA_SASL_PASSWORD: PASSWORD }).config;
-    const client = new KafkajsLogClient([broker.bootstrap], 'sasl-drainer', drainerKafkaSasl(settings));
+    const client = new KafkajsLogClient([broker.bootstrap], 'sasl-drainer', kafkaSasl(settings));
     try {
       await client.ensureTopic('sasl-dlq', 1);
       await client.deadLetter('sasl-dlq', { key: 'k', value: 'dead', headers: { reason: 'test' } });
@@ -100,12 +100,12 @@ describe('KAFKA_SASL_* settings', () => {
     expect(kafkaSasl(loadGatewayConfig([], env).config)).toEqual({ mechanism: 'plain', username: 'u', password: 'p' });
     expect(kafkaSasl(loadGatewayConfig(['--kafka-sasl-mechanism', 'scram-sha-512'], env).config)).toEqual({ mechanism: 'scram-sha-512', username: 'u', password: 'p' });
     expect(kafkaSasl(loadGatewayConfig([], {}).config)).toBeUndefined();
-    expect(drainerKafkaSasl(loadDrainerConfig(['--kafka-sasl-username', 'd', '--kafka-sasl-password', 'q'], { KAFKA_SASL_MECHANISM: 'scram-sha-256' }).config)).toEqual({
+    expect(kafkaSasl(loadDrainerConfig(['--kafka-sasl-username', 'd', '--kafka-sasl-password', 'q'], { KAFKA_SASL_MECHANISM: 'scram-sha-256' }).config)).toEqual({
       mechanism: 'scram-sha-256',
       username: 'd',
       password: 'q',
     });
-    expect(drainerKafkaSasl(loadDrainerConfig([], {}).config)).toBeUndefined();
+    expect(kafkaSasl(loadDrainerConfig([], {}).config)).toBeUndefined();
   });
 
   it('refuses a user without a password, the reverse, and unknown mechanisms', () => {
