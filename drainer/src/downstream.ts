@@ -75,6 +75,7 @@ export class Downstream {
   private timers: NodeJS.Timeout[] = [];
   private readonly breaker = new CircuitBreaker();
   private applied = '';
+  private stopping = false;
   /** The limiter plan in force (null while paused) and the limiter this process last wrote. */
   private plan: LimiterPlan | null = null;
   private written: Limiter | null = null;
@@ -98,7 +99,9 @@ export class Downstream {
 
   async start(): Promise<void> {
     const c = this.d.config;
-    await this.control();
+    // The first Redis round trip: a drainer started while Redis is down (or restarting) waits for
+    // it, rather than exiting for a supervisor to restart it.
+    if (!(await this.retryUntilStopped('applying the delivery rate', () => this.control()))) return;
     // Its own connection: the worker's fetches and completions do not queue behind the pump's job inserts.
     this.workerConnection = this.d.bullConnection.duplicate();
     this.workerConnection.on('error', (err: Error) => this.d.log.warn({ err: err.message, downstream: this.name }, 'redis error (worker)'));
@@ -392,7 +395,26 @@ export class Downstream {
   }
 
   /** Finishes in-flight deliveries, commits what is done, and stops. */
+  /**
+   * Runs `step` until it succeeds, backing off from 250 ms to 5 s between attempts; false when
+   * stop() was called meanwhile.
+   */
+  private async retryUntilStopped(what: string, step: () => Promise<void>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopping) return false;
+      try {
+        await step();
+        return true;
+      } catch (err) {
+        const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
+        this.d.log.warn({ err: (err as Error).message, downstream: this.name, attempt: attempt + 1, retryInMs: delayMs }, `${what} failed; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.pump?.halt();
     await this.worker?.close();
