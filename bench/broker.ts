@@ -50,6 +50,7 @@
  * BENCH_KAFKAJS_IN_FLIGHT (2 per producer), BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE
  * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1),
  * BENCH_GROUP_COMMIT_INTERVAL_MS (0: kafkajs commits after every batch; n: at most every n ms),
+ * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
  * BENCH_HALF_SPEED_MAX_S (30), BENCH_PHASE_TIMEOUT_S (900), BENCH_KCAT (kcat), BENCH_REDIS_SERVER
  * (/usr/bin/redis-server), BENCH_NATS_SERVER (/usr/sbin/nats-server).
  * Exit status: 0 when every selected phase ran and every read-back was exact (targets are
@@ -105,6 +106,7 @@ interface Settings {
   groupMembers: number;
   groupConsumerProcesses: number;
   groupCommitIntervalMs: number;
+  groupPartitionsConcurrently: number;
   halfSpeedMaxS: number;
   phaseTimeoutMs: number;
   kcat: string;
@@ -145,6 +147,7 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     groupMembers: int('BENCH_GROUP_MEMBERS', 3, 1, 12),
     groupConsumerProcesses: int('BENCH_GROUP_CONSUMER_PROCESSES', 1, 1, 12),
     groupCommitIntervalMs: int('BENCH_GROUP_COMMIT_INTERVAL_MS', 0, 0, 3_600_000),
+    groupPartitionsConcurrently: int('BENCH_GROUP_PARTITIONS_CONCURRENTLY', 1, 1, 64),
     halfSpeedMaxS: int('BENCH_HALF_SPEED_MAX_S', 30, 1, 86_400),
     phaseTimeoutMs: int('BENCH_PHASE_TIMEOUT_S', 900, 10, 86_400) * 1000,
     kcat: env.BENCH_KCAT ?? 'kcat',
@@ -425,7 +428,7 @@ async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: Grou
       },
     };
     const r = await runEndToEnd({ ...e2eOptions(c.s, c.cleanup, label, records, rate), window }, () =>
-      spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commitIntervalMs: c.s.groupCommitIntervalMs }),
+      spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commitIntervalMs: c.s.groupCommitIntervalMs, partitionsConcurrently: c.s.groupPartitionsConcurrently }),
     );
     await verifyLogEnd(c.broker, topic, records);
     reportE2e('broker', r);
@@ -660,7 +663,7 @@ function printDetails(s: Settings, f: Figures): void {
         `JetStream async publishes in windows of ${E2E_CHUNK} (nats.js publish with a reply subject, PubAcks counted as Go's PublishAsync does; acks awaited per window)`,
     );
     say(
-      `  consumers: kafkajs eachBatch (maxWaitTimeInMs ${E2E_KAFKA_MAX_WAIT_MS}, ${s.groupCommitIntervalMs === 0 ? 'offsets committed after each batch' : `offsets committed at most every ${s.groupCommitIntervalMs} ms`}); ioredis XREADGROUP COUNT ${E2E_CONSUMER_BATCH} BLOCK ${E2E_REDIS_BLOCK_MS} + XACK per batch; ` +
+      `  consumers: kafkajs eachBatch (maxWaitTimeInMs ${E2E_KAFKA_MAX_WAIT_MS}, ${s.groupCommitIntervalMs === 0 ? 'offsets committed after each batch' : `offsets committed at most every ${s.groupCommitIntervalMs} ms`}, ${s.groupPartitionsConcurrently} partition(s) per member at once); ioredis XREADGROUP COUNT ${E2E_CONSUMER_BATCH} BLOCK ${E2E_REDIS_BLOCK_MS} + XACK per batch; ` +
         `nats.js fetch of ${E2E_CONSUMER_BATCH} (expires ${E2E_JETSTREAM_EXPIRES_MS} ms) from one durable pull consumer, explicit acks after each batch; Spillway topics have ${E2E_PARTITIONS} partitions`,
     );
     say(`  latency = time a record reached the consumer's handler - time it was handed to the producing client (stamped in the record); e2e rate = records / (first send -> last record consumed)`);

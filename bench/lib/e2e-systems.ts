@@ -35,7 +35,7 @@ export const E2E_REDIS_BLOCK_MS = 100;
 /** JetStream pull expiry (the client's minimum); a pull returns early once its batch is full. */
 export const E2E_JETSTREAM_EXPIRES_MS = 1000;
 
-export async function spillwaySetup(o: { kcat: string; bootstrap: string; metricsPort: number; brokerPid: number; topic: string; timeoutMs: number; cleanup: Cleanup; commitIntervalMs: number }): Promise<E2eSetup> {
+export async function spillwaySetup(o: { kcat: string; bootstrap: string; metricsPort: number; brokerPid: number; topic: string; timeoutMs: number; cleanup: Cleanup; commitIntervalMs: number; partitionsConcurrently: number }): Promise<E2eSetup> {
   await createTopics(o.bootstrap, [o.topic], E2E_PARTITIONS);
   const metadataRequests = async () => sumOf(await scrape(o.metricsPort), 'spillway_broker_request_duration_seconds_count', { api: 'Metadata' });
   const before = await metadataRequests();
@@ -55,7 +55,7 @@ export async function spillwaySetup(o: { kcat: string; bootstrap: string; metric
   const line = RECORD_BYTES + 1;
   let finished = false;
   return {
-    task: { system: 'kafka', kafka: { bootstrap: o.bootstrap, topic: o.topic, groupId: o.topic, maxWaitMs: E2E_KAFKA_MAX_WAIT_MS, commitIntervalMs: o.commitIntervalMs } },
+    task: { system: 'kafka', kafka: { bootstrap: o.bootstrap, topic: o.topic, groupId: o.topic, maxWaitMs: E2E_KAFKA_MAX_WAIT_MS, commitIntervalMs: o.commitIntervalMs, partitionsConcurrently: o.partitionsConcurrently } },
     serverPid: o.brokerPid,
     maxChunk: E2E_CHUNK,
     partitions: E2E_PARTITIONS,

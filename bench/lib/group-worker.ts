@@ -124,6 +124,8 @@ async function startKafka(task: GroupTask, tally: Tally): Promise<Members> {
     }
     await consumer.run({
       autoCommit: !byInterval,
+      // Batches of this many of the member's partitions are handled at once, so one batch's commit does not hold up the others.
+      partitionsConsumedConcurrently: k.partitionsConcurrently,
       eachBatch: async ({ batch }: EachBatchPayload) => {
         const at = nowUs();
         for (const m of batch.messages) tally.record(m.value, at, Number(m.timestamp));
