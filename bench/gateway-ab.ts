@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startBrokerProcess, startRedis } from '../lib/src/testing/processes.ts';
+import { onLines, startBrokerProcess, startRedis } from '../lib/src/testing/processes.ts';
 import { GeneratorProcess } from './gateway/children.ts';
 import { histogramDelta, histogramFrom, scrapeText, type HistogramScrape } from './gateway/prom.ts';
 import { runStep, type SearchOptions } from './gateway/search.ts';
@@ -35,22 +35,14 @@ async function startGw(dir: string, redisUrl: string, brokers: string, extra: st
   });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    proc.stdout.setEncoding('utf8');
     const logFile = process.env.AB_LOG_DIR ? fs.createWriteStream(path.join(process.env.AB_LOG_DIR, `gateway-${proc.pid}.log`)) : null;
-    proc.stdout.on('data', (c: string) => {
-      logFile?.write(c);
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const l = JSON.parse(line) as { msg?: string; port?: number };
-          if (l.msg === 'gateway listening' && typeof l.port === 'number') resolve(l.port);
-        } catch {
-          /* not a log line */
-        }
+    onLines(proc.stdout, (line) => {
+      logFile?.write(`${line}\n`);
+      try {
+        const l = JSON.parse(line) as { msg?: string; port?: number };
+        if (l.msg === 'gateway listening' && typeof l.port === 'number') resolve(l.port);
+      } catch {
+        /* not a log line */
       }
     });
     void exited.then(() => reject(new Error(`gateway of ${dir} exited`)));

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { repoRoot, spillwayBin, startSpillway, tempDir, waitFor, type SpillwayProcess } from '../../lib/src/testing/processes.ts';
+import { onLines, startSpillway, tempDir, waitFor, type SpillwayProcess } from '../../lib/src/testing/processes.ts';
 import { cpuSeconds } from './report.ts';
 
 /** Start-up (tsx compiling a component) can take long on a busy 2-core machine. */
@@ -67,65 +67,14 @@ export async function startDrainer(opts: { config: string; redisUrl: string; kaf
     fs.mkdirSync(opts.cpuProfDir, { recursive: true });
     nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
   }
-  const p = await spawnNdjson(
-    [...nodeFlags, spillwayBin, 'drainer', '--config', opts.config, '--redis-url', opts.redisUrl, '--kafka-brokers', opts.kafkaBrokers, '--metrics-port', '0', '--dlq-topic', 'bench.dlq'],
-    (l) => l.msg === 'drainer running',
-    'spillway drainer',
-  );
+  const p = await startSpillway(['drainer', '--config', opts.config, '--redis-url', opts.redisUrl, '--kafka-brokers', opts.kafkaBrokers, '--metrics-port', '0', '--dlq-topic', 'bench.dlq'], {
+    ready: (l) => l.msg === 'drainer running',
+    nodeArgs: nodeFlags,
+    timeoutMs: START_TIMEOUT_MS,
+  });
   const pid = p.proc.pid;
   if (pid === undefined) throw new Error('drainer has no pid');
   return { ...p, pid, metricsPort: p.readyLine.metricsPort as number, readyAt: performance.now(), cpuAtReady: cpuSeconds(pid) ?? 0 };
-}
-
-/** Like startSpillway, but with node flags before the script: `node ...argv`, ready once an NDJSON stdout line matches. */
-async function spawnNdjson(argv: string[], ready: (line: Record<string, unknown>) => boolean, what: string): Promise<SpillwayProcess & { readyLine: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, unknown>[] = [];
-  const stderr: string[] = [];
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) =>
-    proc.once('exit', (code, signal) => {
-      exitCode = code ?? (signal ? -1 : null);
-      resolve(exitCode);
-    }),
-  );
-  let readyLine: Record<string, unknown> | undefined;
-  let buf = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const parsed = JSON.parse(line) as Record<string, unknown>;
-        logs.push(parsed);
-        if (!readyLine && ready(parsed)) readyLine = parsed;
-      } catch {
-        logs.push({ raw: line });
-      }
-    }
-  });
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (chunk: string) => stderr.push(chunk));
-  const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
-    if (exitCode === undefined) proc.kill(signal);
-    return exited;
-  };
-  try {
-    const line = await waitFor(
-      () => {
-        if (exitCode !== undefined) throw new Error(`exited with ${exitCode}: ${stderr.join('')}`);
-        return readyLine;
-      },
-      { timeoutMs: START_TIMEOUT_MS, what: `${what} to start`, intervalMs: 20 },
-    );
-    return { proc, logs, stderr, exited, kill, readyLine: line };
-  } catch (err) {
-    proc.kill('SIGKILL');
-    throw err;
-  }
 }
 
 export interface BareProcess {
@@ -158,19 +107,11 @@ export async function startBare(opts: { brokers: string; topic: string; group: s
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
+  onLines(proc.stdout, (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      lines.push({ raw: line });
     }
   });
   let exitCode: number | null | undefined;

@@ -7,6 +7,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FromGenerator, FromReference, LoadConfig, ReferenceKind, StepCommand, StepStats } from './protocol.ts';
+import { onLines } from '../../lib/src/testing/processes.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -126,24 +127,16 @@ export async function startProfiledGateway(opts: { spillwayBin: string; cwd: str
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (d: string) => (stderr += d));
   const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
     const timer = setTimeout(() => reject(new Error(`the profiled gateway did not start: ${stderr}`)), 30_000);
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const parsed = JSON.parse(line) as { msg?: unknown; port?: unknown };
-          if (parsed.msg === 'gateway listening' && typeof parsed.port === 'number') {
-            clearTimeout(timer);
-            resolve(parsed.port);
-          }
-        } catch {
-          // not a log line
+    onLines(proc.stdout, (line) => {
+      try {
+        const parsed = JSON.parse(line) as { msg?: unknown; port?: unknown };
+        if (parsed.msg === 'gateway listening' && typeof parsed.port === 'number') {
+          clearTimeout(timer);
+          resolve(parsed.port);
         }
+      } catch {
+        // not a log line
       }
     });
     void done.then((code) => {

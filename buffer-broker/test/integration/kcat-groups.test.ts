@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AssignerProtocol, Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { run, startBrokerProcess, waitFor, type BrokerProcess } from '../../../lib/src/testing/processes.ts';
+import { onLines, run, startBrokerProcess, waitFor, type BrokerProcess } from '../../../lib/src/testing/processes.ts';
 import { fetchAll } from '../support/fetch-all.ts';
 
 const PARTITIONS = 12;
@@ -78,16 +78,7 @@ function startMember(group: string, topic: string): Member {
   const proc = spawn('kcat', ['-b', broker.bootstrap, '-G', group, '-q', '-u', ...memberConf, ...lineFormat, topic], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const errs: string[] = [];
-  let buf = '';
-  proc.stdout.setEncoding('utf8');
-  proc.stdout.on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  });
+  onLines(proc.stdout, (line) => lines.push(line));
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (chunk: string) => errs.push(chunk));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -53,12 +54,30 @@ export interface SpillwayProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `spillway <command> ...args` and resolves once a log line matches `ready`. */
+/** Calls `onLine` with each complete line of a text stream as it arrives. */
+export function onLines(stream: Readable, onLine: (line: string) => void): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      onLine(line);
+    }
+  });
+}
+
+/**
+ * Starts `spillway <command> ...args` (after `nodeArgs`, node's own flags such as --cpu-prof,
+ * which NODE_OPTIONS does not take) and resolves once a log line matches `ready`.
+ */
 export async function startSpillway(
   args: string[],
-  opts: { ready: (line: Record<string, unknown>) => boolean; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+  opts: { ready: (line: Record<string, unknown>) => boolean; env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] },
 ): Promise<SpillwayProcess & { readyLine: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, [spillwayBin, ...args], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), spillwayBin, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,21 +86,13 @@ export async function startSpillway(
   const stderr: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
   let readyLine: Record<string, unknown> | undefined;
-  let buf = '';
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        const parsed = JSON.parse(line) as Record<string, unknown>;
-        logs.push(parsed);
-        if (!readyLine && opts.ready(parsed)) readyLine = parsed;
-      } catch {
-        logs.push({ raw: line });
-      }
+  onLines(proc.stdout, (line) => {
+    try {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      logs.push(parsed);
+      if (!readyLine && opts.ready(parsed)) readyLine = parsed;
+    } catch {
+      logs.push({ raw: line });
     }
   });
   proc.stderr?.setEncoding('utf8');
