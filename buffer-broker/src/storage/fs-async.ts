@@ -64,3 +64,26 @@ export function writeFileAtomicSync(file: string, data: string): void {
   fs.renameSync(tmp, file);
   fsyncDirSync(path.dirname(file));
 }
+
+/**
+ * writeFileAtomicSync off the event loop (every step in the libuv pool), for periodic writes
+ * whose two fsyncs would otherwise stall every request for their duration. Calls for the same
+ * file must not overlap (they share the temp file).
+ */
+export async function writeFileAtomic(file: string, data: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  const fh = await fs.promises.open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(tmp, file);
+  const dir = await fs.promises.open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { Logger } from 'pino';
 import type { CommittedOffset, OffsetStore } from '../coordinator/offset-store.ts';
-import { fdatasync, writeFileAtomicSync, writev } from './fs-async.ts';
+import { fdatasync, writeFileAtomicSync } from './fs-async.ts';
 
 type OffsetEntry = CommittedOffset;
 
@@ -135,7 +135,8 @@ export class DurableOffsetStore implements OffsetStore {
           const bufs = round.map((r) => r.frame);
           let n = 0;
           for (const b of bufs) n += b.length;
-          const written = await writev(this.fd, bufs, at);
+          // Synchronous: a page-cache write is cheaper than a thread-pool hop; only the fdatasync goes there.
+          const written = fs.writevSync(this.fd, bufs, at);
           if (written !== n) throw new Error(`short write to offsets log (${written} of ${n})`);
           await fdatasync(this.fd);
           this.size = at + n;

@@ -257,18 +257,21 @@ export class Segment {
   /**
    * Reads whole batches from `position`, at most `maxBytes` (but always the first batch
    * whole, KIP-74), never past `limit`. Returns the bytes and the offset after the last batch.
+   * `sync`: read on the calling thread instead of the libuv pool (for bytes just written, which
+   * are in the page cache).
    */
-  async read(position: number, maxBytes: number, limit: number): Promise<{ data: Buffer; nextOffset: number; end: number } | null> {
+  async read(position: number, maxBytes: number, limit: number, sync = false): Promise<{ data: Buffer; nextOffset: number; end: number } | null> {
     if (position >= limit) return null;
     let want = Math.min(maxBytes, limit - position);
     if (want < LOG_OVERHEAD) want = Math.min(LOG_OVERHEAD, limit - position);
-    let data = await readFully(this.fd, want, position);
+    const readAt = (length: number, at: number) => (sync ? readFullySync(this.fd, length, at) : readFully(this.fd, length, at));
+    let data = await readAt(want, position);
     let first = batchAt(data, 0, data.length);
     if (first === null) {
       if (data.length < LOG_OVERHEAD) return null;
       const size = data.readInt32BE(8) + LOG_OVERHEAD;
       if (position + size > limit) return null;
-      data = await readFully(this.fd, size, position);
+      data = await readAt(size, position);
       first = batchAt(data, 0, data.length);
       if (first === null) return null;
     }
