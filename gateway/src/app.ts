@@ -169,7 +169,7 @@ export function buildApp(deps: GatewayDeps): Express {
   // no router, URL parsing or prototype swaps per order. Client identity is only worked out when
   // something needs it (API keys, rate limits); the request is hashed only for an
   // Idempotency-Key; the body is checked by hand and only what that check refuses goes through
-  // zod (same answers); the order's status is recorded with one script call.
+  // zod (same answers); the order's status is recorded in the next turn's batched script call.
   const inFlight = new Map<string, Promise<Answer>>();
 
   async function waitForStored(idemKey: string, hash: string): Promise<Answer | null> {
@@ -233,7 +233,9 @@ export function buildApp(deps: GatewayDeps): Express {
           continue; // the first attempt gave its claim back: this one tries afresh
         }
         case 'OK': {
-          const work = appendOrder({ ...order, orderId, acceptedAt: Date.now() }, idemKey, hash);
+          // Object.assign, not { ...order, orderId, acceptedAt }: V8 (node 20) takes a slow path,
+          // about 2 µs, for an object spread followed by more properties. Same keys, same order.
+          const work = appendOrder(Object.assign({}, order, { orderId, acceptedAt: Date.now() }), idemKey, hash);
           if (idemKey !== null) {
             inFlight.set(idemKey, work);
             void work.then(
@@ -241,7 +243,8 @@ export function buildApp(deps: GatewayDeps): Express {
               () => inFlight.delete(idemKey),
             );
           }
-          return work;
+          // (return await: one promise hop fewer than returning the promise from an async function)
+          return await work;
         }
       }
     }
@@ -264,8 +267,8 @@ export function buildApp(deps: GatewayDeps): Express {
     }
     // The orderId is a UUID and the rest are numbers: nothing to escape.
     const body = `{"orderId":"${order.orderId}","status":"accepted","partition":${placement.partition},"offset":${placement.offset},"estimatedDeliverySeconds":${Math.round(admission.etaSeconds)}}`;
-    // One script call per order (status fields and TTL); ioredis auto-pipelining sends those of
-    // every order answered in this tick in one write.
+    // The status record (fields and TTL) joins the next intake call to Redis (quotas.ts), with
+    // the status records and new orders of that turn.
     const writes: Promise<unknown>[] = [quotas.recordAccepted(order.orderId, order.acceptedAt, order.sku, placement.partition, placement.offset, config.orderStatusTtlS)];
     if (idemKey !== null) writes.push(redis.set(idemKey, `D|${hash}|202|${body}`, 'KEEPTTL'));
     // The order is durable: a failure to record its status must not turn the 202 into an error.
@@ -274,13 +277,25 @@ export function buildApp(deps: GatewayDeps): Express {
     return { status: 202, body };
   }
 
+  // Label sets of the accepted answer, built once (prom-client hashes them per call, but no
+  // object is built per order).
+  const acceptedLabels = { route: 'orders', status: '202', code: '' };
+  const acceptedOutcome = { outcome: 'accepted' };
   function handleOrder(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     admitOrder(req, res).then(
       (answer) => {
+        if (answer.status === 202) {
+          metrics.requests.inc(acceptedLabels);
+          metrics.orders.inc(acceptedOutcome);
+          metrics.intake.observe(acceptedOutcome, (performance.now() - started) / 1000);
+          res.writeHead(202, ['content-type', 'application/json; charset=utf-8', 'content-length', String(Buffer.byteLength(answer.body))]);
+          res.end(answer.body);
+          return;
+        }
         count('orders', answer.status);
-        metrics.orders.inc({ outcome: 'accepted' });
-        metrics.intake.observe({ outcome: 'accepted' }, (performance.now() - started) / 1000);
+        metrics.orders.inc(acceptedOutcome);
+        metrics.intake.observe(acceptedOutcome, (performance.now() - started) / 1000);
         sendJson(res, answer.status, answer.body);
       },
       (err: unknown) => {
@@ -297,6 +312,8 @@ export function buildApp(deps: GatewayDeps): Express {
     (async () => {
       const id = req.params.orderId;
       if (!/^[0-9a-f-]{36}$/.test(id)) throw new HttpError(400, 'VALIDATION_FAILED', 'invalid fields: orderId', { fields: [{ field: 'orderId', message: 'a UUID' }] });
+      // Status records still gathered in this process go first (same connection, in order).
+      quotas.flushNow();
       const h = await redis.hgetall(keys.order(id));
       if (!h.status || h.status === 'rejected') throw new HttpError(404, 'ORDER_NOT_FOUND', `no order ${id}`);
       const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));

@@ -12,13 +12,16 @@ export interface JsonBody {
 
 export function readJsonBody(req: IncomingMessage, limit: number): Promise<JsonBody> {
   const type = req.headers['content-type'];
-  if (type === undefined || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
-    return Promise.reject(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json'));
-  }
-  // JSON is UTF-8 (RFC 8259); a body declared in another charset would be misread, not refused.
-  const charset = type.includes(';') ? /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1] : undefined;
-  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-    return Promise.reject(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a JSON body must be UTF-8 (charset=utf-8 or none)'));
+  // The common spelling needs neither regex.
+  if (type !== 'application/json') {
+    if (type === undefined || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+      return Promise.reject(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json'));
+    }
+    // JSON is UTF-8 (RFC 8259); a body declared in another charset would be misread, not refused.
+    const charset = type.includes(';') ? /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1] : undefined;
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return Promise.reject(new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'a JSON body must be UTF-8 (charset=utf-8 or none)'));
+    }
   }
   const declared = Number(req.headers['content-length'] ?? -1);
   if (declared > limit) {

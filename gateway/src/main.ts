@@ -14,7 +14,7 @@ import { gatewaySettings, loadGatewayConfig, type GatewayConfig } from './config
 import { GatewayMetrics } from './metrics.ts';
 import { kafkaSasl } from '../../lib/src/kafka-sasl.ts';
 import { KafkajsPublisher } from './publisher.ts';
-import { Quotas } from './quotas.ts';
+import { INTAKE_COMMAND, Quotas } from './quotas.ts';
 
 export async function main(argv: readonly string[]): Promise<void> {
   let loaded;
@@ -41,7 +41,7 @@ export async function main(argv: readonly string[]): Promise<void> {
 export async function startGateway(config: GatewayConfig): Promise<{ port: number; stop: () => Promise<void> }> {
   const log = createLogger('gateway', config.logLevel);
   const shutdown = new Shutdown(log);
-  const redis = new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
+  const redis = new Redis(config.redisUrl, { enableAutoPipelining: true, autoPipeliningIgnoredCommands: [INTAKE_COMMAND], maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false });
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
   const metrics = new GatewayMetrics();
   const publisher = new KafkajsPublisher({
@@ -81,6 +81,7 @@ export async function startGateway(config: GatewayConfig): Promise<{ port: numbe
   log.info({ host: config.host, port, kafkaBrokers: config.kafkaBrokers, topic: config.ordersTopic }, 'gateway listening');
 
   shutdown.add('redis', async () => {
+    quotas.flushNow();
     await redis.quit().catch(() => undefined);
   });
   shutdown.add('publisher', () => publisher.close());

@@ -300,19 +300,29 @@ export class KafkajsPublisher implements Publisher {
         timeout: this.opts.requestTimeoutMs,
         topicMessages: [...byTopic].map(([topic, qs]) => ({
           topic,
-          messages: qs.map((q) => ({ key: q.record.key, value: q.record.value, partition: q.partition, headers: q.record.headers })),
+          // offsetDelta and timestampDelta are kafkajs's own per-record fields: it encodes each
+          // record as Record({ ...message, offsetDelta, timestampDelta }), and V8 (node 20) spends
+          // about 2 µs on a spread followed by new properties, but almost nothing when the copied
+          // object has them already. kafkajs overwrites both; the records are the same.
+          messages: qs.map((q) => ({ key: q.record.key, value: q.record.value, partition: q.partition, headers: q.record.headers, offsetDelta: 0, timestampDelta: 0 })),
         })),
       });
-      const base = new Map<string, number>();
-      for (const r of results) base.set(`${r.topicName}/${r.partition}`, Number(r.baseOffset));
-      const seen = new Map<string, number>();
+      // Per topic, per partition: the next offset of this batch's records there (base offset
+      // first; records of one partition are appended in batch order).
+      const next = new Map<string, number[]>();
+      for (const r of results) {
+        let offsets = next.get(r.topicName);
+        if (offsets === undefined) next.set(r.topicName, (offsets = []));
+        offsets[r.partition] = Number(r.baseOffset);
+      }
       for (const q of batch) {
-        const k = `${q.record.topic}/${q.partition}`;
-        const i = seen.get(k) ?? 0;
-        seen.set(k, i + 1);
-        const b = base.get(k);
-        if (b === undefined) this.settle(q, null, new SpillwayError('BUFFER_UNAVAILABLE', 'the broker did not acknowledge this partition', true));
-        else this.settle(q, { partition: q.partition, offset: b + i }, null);
+        const offsets = next.get(q.record.topic);
+        const offset = offsets?.[q.partition];
+        if (offsets === undefined || offset === undefined) this.settle(q, null, new SpillwayError('BUFFER_UNAVAILABLE', 'the broker did not acknowledge this partition', true));
+        else {
+          offsets[q.partition] = offset + 1;
+          this.settle(q, { partition: q.partition, offset }, null);
+        }
       }
       this.dropSettled();
     } catch (err) {
