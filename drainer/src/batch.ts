@@ -19,14 +19,40 @@ export class Batcher<T, R> {
 
   add(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.items.push(item);
-      this.waiters.push({ resolve, reject });
-      if (this.items.length >= MAX_BATCH) this.run();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.run());
-      }
+      this.push(item, { resolve, reject });
     });
+  }
+
+  /** Several items at once (one promise for all of them). */
+  addAll(items: readonly T[]): Promise<R[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise<R[]>((resolve, reject) => {
+      const out = new Array<R>(items.length);
+      let left = items.length;
+      let failed = false;
+      items.forEach((item, i) =>
+        this.push(item, {
+          resolve: (r) => {
+            out[i] = r;
+            if (--left === 0 && !failed) resolve(out);
+          },
+          reject: (e) => {
+            if (!failed) reject(e);
+            failed = true;
+          },
+        }),
+      );
+    });
+  }
+
+  private push(item: T, waiter: { resolve: (r: R) => void; reject: (e: unknown) => void }): void {
+    this.items.push(item);
+    this.waiters.push(waiter);
+    if (this.items.length >= MAX_BATCH) this.run();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.run());
+    }
   }
 
   private run(): void {
@@ -43,11 +69,15 @@ export class Batcher<T, R> {
   }
 }
 
-/** HGET <key> status for each key. */
+/** What a worker needs to know of an order before delivering it (see DeliveryWrites.statusOf). */
+export const DELIVERED_HERE = 'delivered-here';
+
+/** Per key: DELIVERED_HERE if ARGV[1] (deliveredAt:<downstream>) is set, else its status or ''. */
 const STATUS_OF = `
 local out = {}
 for i = 1, #KEYS do
-  out[i] = redis.call('HGET', KEYS[i], 'status') or ''
+  local v = redis.call('HMGET', KEYS[i], 'status', ARGV[1])
+  if v[2] then out[i] = '${DELIVERED_HERE}' else out[i] = v[1] or '' end
 end
 return out`;
 
@@ -88,6 +118,7 @@ export interface Delivered {
 /** The workers' batched Redis calls for one downstream. */
 export class DeliveryWrites {
   private readonly r: Scripted;
+  /** An order's status, or DELIVERED_HERE once this downstream has it (a duplicate job's order). */
   readonly statusOf: Batcher<string, string>;
   readonly delivered: Batcher<Delivered, null>;
 
@@ -98,7 +129,7 @@ export class DeliveryWrites {
       redis.defineCommand('spwDelivered', { lua: DELIVERED });
     }
     this.r = redis as Scripted;
-    this.statusOf = new Batcher(async (orderKeys) => this.r.spwStatusOf(orderKeys.length, ...orderKeys));
+    this.statusOf = new Batcher(async (orderKeys) => this.r.spwStatusOf(orderKeys.length, ...orderKeys, deliveredAtField));
     this.delivered = new Batcher<Delivered, null>(async (items) => {
       const keysArgs: string[] = [];
       const now = Date.now();

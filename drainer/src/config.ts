@@ -37,7 +37,7 @@ export const downstreamSchema = z.strictObject({
   url: z.string().url(),
   topic: z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/).default('orders'),
   rate: z.number().positive().max(1_000_000),
-  /** Deliveries allowed above the rate in any second; default max(20, 5% of the rate). */
+  /** Deliveries allowed above the rate in any second; default max(20, 10% of the rate). */
   burst: z.number().int().positive().max(100_000).optional(),
   timeoutMs: z.number().int().positive().max(600_000).default(5000),
   concurrency: z.number().int().positive().max(1000).default(50),
@@ -57,9 +57,9 @@ export const downstreamSchema = z.strictObject({
 });
 export type DownstreamConfig = z.infer<typeof downstreamSchema>;
 
-/** The burst in force: the configured one, or max(20, 5% of the rate). */
+/** The burst in force: the configured one, or max(20, 10% of the rate). */
 export function burstOf(d: Pick<DownstreamConfig, 'burst'>, rate: number): number {
-  return d.burst ?? Math.max(20, Math.ceil(rate * 0.05));
+  return d.burst ?? Math.max(20, Math.ceil(rate * 0.1));
 }
 
 export const downstreamsFileSchema = z.strictObject({ downstreams: z.array(downstreamSchema).min(1) });

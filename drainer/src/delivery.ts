@@ -2,7 +2,7 @@
  * HTTP delivery of one order to a downstream (undici pool per origin, keep-alive), with the
  * order's id as Idempotency-Key so any redelivery is recognisable downstream.
  */
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { classify, classifyError, type Outcome } from './classify.ts';
 
 export interface DeliveryClient {
@@ -25,19 +25,38 @@ export class HttpDelivery implements DeliveryClient {
     this.path = `${u.pathname}${u.search}`;
   }
 
-  async deliver(body: string, orderId: string): Promise<Outcome> {
-    try {
-      const res = await this.pool.request({
-        path: this.path,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': orderId },
-        body,
-      });
-      await res.body.dump();
-      return classify(res.statusCode, res.headers['retry-after']);
-    } catch (err) {
-      return classifyError(err);
-    }
+  /**
+   * One POST through undici's dispatcher API: the answer's status and Retry-After are read from
+   * the raw headers and its body is discarded as it arrives, with no response stream or body
+   * promise per delivery (what pool.request would build). The pool's headers and body timeouts
+   * bound it.
+   */
+  deliver(body: string, orderId: string): Promise<Outcome> {
+    return new Promise<Outcome>((resolve) => {
+      let status = 0;
+      let retryAfter: string | undefined;
+      try {
+        this.pool.dispatch(
+          { path: this.path, method: 'POST', headers: ['content-type', 'application/json', 'idempotency-key', orderId], body },
+          {
+            onConnect: () => undefined,
+            onHeaders: (statusCode: number, rawHeaders: Buffer[]) => {
+              status = statusCode;
+              for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+                const name = rawHeaders[i];
+                if (name.length === 11 && name.toString('latin1').toLowerCase() === 'retry-after') retryAfter = rawHeaders[i + 1].toString('latin1');
+              }
+              return true;
+            },
+            onData: () => true,
+            onComplete: () => resolve(classify(status, retryAfter)),
+            onError: (err: Error) => resolve(classifyError(err)),
+          } as unknown as Dispatcher.DispatchHandler,
+        );
+      } catch (err) {
+        resolve(classifyError(err));
+      }
+    });
   }
 
   async close(): Promise<void> {

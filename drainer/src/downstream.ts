@@ -4,17 +4,17 @@
  * (persisted in Redis), and AIMD on pushback to the queue's global (fleet-wide) rate limit.
  * It publishes lag and the drain ETA to Redis (for the gateway's admission) and Prometheus.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/src/logger.ts';
 import { keys } from '../../lib/src/redis-keys.ts';
-import { DeliveryWrites } from './batch.ts';
+import { DELIVERED_HERE, DeliveryWrites, type Delivered } from './batch.ts';
 import { CircuitBreaker } from './breaker.ts';
 import { burstOf, type DownstreamConfig } from './config.ts';
 import type { DeliveryClient } from './delivery.ts';
 import type { LogClient } from './log-client.ts';
 import type { DrainerMetrics } from './metrics.ts';
-import { Pump, doneKey, type DeliveryJob } from './pump.ts';
+import { Pump, RedisPumpStore, batchSizeFor, doneKey, jobIdFor, type DeliveryJob, type DeliveryOrder } from './pump.ts';
 import { secondsUntilOpen, windowState } from './schedule.ts';
 
 const controlKeys = {
@@ -33,12 +33,14 @@ const controlKeys = {
 };
 
 const STALLED_CHECK_MS = 5_000;
+/** How long a job whose dead letters could not be written waits before it runs again. */
+const DEFER_MS = 5_000;
 
 /** Whole seconds of deliveries the rate controller averages before it adjusts the boost. */
 const BOOST_MEASURE_S = 3;
 
 const DLQ_INDEX_CAP = 100_000;
-/** Most jobs pending in BullMQ per downstream, whatever the rate. */
+/** Most orders pending in BullMQ per downstream, whatever the rate. */
 const MAX_WINDOW = 10_000;
 /** Order status hashes written here expire like the gateway's (7 days). */
 const ORDER_TTL_S = 7 * 86_400;
@@ -83,14 +85,30 @@ export class Downstream {
   private readonly name: string;
   private readonly now: () => number;
   private readonly writes: DeliveryWrites;
+  /** The job ranges and done marks of the downstream's topic (shared by the pump and the workers). */
+  private readonly store: RedisPumpStore;
+  /** Orders per job (and per limiter slot) for the rate in force; see batchSizeFor. */
+  private batch = 1;
+  /** Deliveries in flight in this process, at most config.concurrency. */
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly latency: { observe(seconds: number): void };
 
   constructor(private readonly d: DownstreamDeps) {
     this.name = d.config.name;
     this.now = d.now ?? Date.now;
     this.writes = new DeliveryWrites(d.redis, `deliveredAt:${this.name}`, ORDER_TTL_S, (sec) => controlKeys.delivered(this.name, sec));
+    this.latency = d.metrics.latency.labels({ downstream: this.name });
     this.queue = new Queue(`deliver-${this.name}`, { connection: d.bullConnection, prefix: 'spw:bull' });
+    this.store = new RedisPumpStore(d.redis, this.name, d.config.topic, (id) => this.queue.toKey(id));
     const ws = windowState(d.config, this.now());
     this.state = { effectiveRate: ws.rate, scheduleRate: ws.rate, window: ws.window, paused: ws.paused, manualPause: false, override: null, aimdFactor: 1 };
+    this.batch = this.batchFor(ws.rate > 0 ? ws.rate : d.config.rate);
+  }
+
+  /** Orders per job at `rate` with the burst in force there. */
+  private batchFor(rate: number): number {
+    return batchSizeFor(rate, burstOf(this.d.config, rate));
   }
 
   private get groupId(): string {
@@ -105,10 +123,10 @@ export class Downstream {
     // Its own connection: the worker's fetches and completions do not queue behind the pump's job inserts.
     this.workerConnection = this.d.bullConnection.duplicate();
     this.workerConnection.on('error', (err: Error) => this.d.log.warn({ err: err.message, downstream: this.name }, 'redis error (worker)'));
-    this.worker = new Worker(`deliver-${this.name}`, (job: Job<DeliveryJob>) => this.process(job), {
+    this.worker = new Worker(`deliver-${this.name}`, (job: Job<DeliveryJob>, token?: string) => this.process(job, token), {
       connection: this.workerConnection,
       prefix: 'spw:bull',
-      concurrency: c.concurrency,
+      concurrency: this.jobConcurrency(),
       maxStalledCount: 1000,
       // A crashed drainer's active jobs go back to the window once their lock (BullMQ's default
       // 30 s, renewed every 15 s by live workers) has expired and the next check (every 5 s,
@@ -123,14 +141,13 @@ export class Downstream {
       queue: this.queue,
       redis: this.d.redis,
       consumer: this.d.logClient.consumer(this.groupId, c.topic),
+      store: this.store,
       // A few seconds of the permitted rate, bounded: the backlog stays in the log, not in Redis.
       windowSize: () => Math.min(MAX_WINDOW, Math.max(burstOf(c, c.rate), 10, Math.ceil(Math.max(this.state.effectiveRate, c.rate * 0.05) * c.windowSeconds))),
-      jobOptions: {
-        attempts: c.retry.attempts,
-        backoff: { type: 'exponential', delay: c.retry.backoffMs, jitter: c.retry.jitter },
-        removeOnComplete: { age: 3600, count: 100_000 },
-        removeOnFail: { age: 24 * 3600 },
-      },
+      batchSize: () => this.batch,
+      // A finished job is removed at once: its orders' done marks (and the ranges set) are what
+      // keeps a re-pump from adding them again.
+      jobOptions: this.jobOptions(),
       log: this.d.log,
     });
     const every = (ms: number, fn: () => Promise<void>) => {
@@ -178,9 +195,14 @@ export class Downstream {
     m.windowState.set({ downstream: this.name }, paused ? 0 : 1);
     m.aimdFactor.set({ downstream: this.name }, factor);
     const burst = burstOf(c, effectiveRate);
-    const boost = paused ? 1 : await this.adjustBoost(effectiveRate, burst, boostState, now);
-    const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}x${boost.toFixed(4)}`;
-    const plan = limiterPlan(effectiveRate, burst, boost);
+    // Paused: jobs are sized for the rate deliveries resume at.
+    const resumeRate = paused ? (override ?? (ws.rate > 0 ? ws.rate : c.rate)) : effectiveRate;
+    this.setBatch(this.batchFor(resumeRate));
+    const b = this.batch;
+    const boost = paused ? 1 : await this.adjustBoost(effectiveRate, burst, b, boostState, now);
+    const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}x${boost.toFixed(4)}x${b}`;
+    // BullMQ's limiter counts jobs: the plan is in jobs of b orders (a worker splits bigger ones).
+    const plan = limiterPlan(effectiveRate / b, burst / b, boost);
     this.plan = paused ? null : plan;
     const limiter = limiterAt(plan, Date.now());
     // The queue's own state in Redis must match too: after Redis loses data it holds no limit
@@ -217,12 +239,12 @@ export class Downstream {
    * deliveries of the last whole seconds since the last change and, when the limiter was the
    * bottleneck (jobs were waiting), sets the boost that makes them match the rate.
    */
-  private async adjustBoost(rate: number, burst: number, st: Record<string, string>, now: number): Promise<number> {
+  private async adjustBoost(rate: number, burst: number, batch: number, st: Record<string, string>, now: number): Promise<number> {
     const r = this.d.redis;
     const current = Number(st.boost);
     const boost = Number.isFinite(current) && current > 0 ? current : 1;
     if ((await r.set(controlKeys.boostLock(this.name), '1', 'PX', 950, 'NX')) !== 'OK') return boost;
-    const rateKey = rate.toFixed(3);
+    const rateKey = `${rate.toFixed(3)}/${batch}`;
     const at = Number(st.at);
     if (st.rate !== rateKey || !Number.isFinite(at)) {
       // A new rate (or none measured yet): measure from now on with the boost as it is.
@@ -238,104 +260,230 @@ export class Downstream {
     ]);
     if ((waiting.wait ?? 0) === 0) return boost; // the window ran dry: the limiter was not the bottleneck
     const achieved = counts.reduce((n, v) => n + Number(v ?? 0), 0) / BOOST_MEASURE_S;
-    const next = nextBoost(rate, burst, limiterPlan(rate, burst, boost).nominal, achieved);
+    // In jobs of `batch` orders, as the limiter counts.
+    const next = nextBoost(rate / batch, burst / batch, limiterPlan(rate / batch, burst / batch, boost).nominal, achieved / batch);
     if (next === null || Math.abs(next / boost - 1) < 0.003) return boost;
     await r.hset(controlKeys.boost(this.name), 'boost', String(next), 'rate', rateKey, 'at', String(now));
     return next;
   }
 
-  /** The worker's processor: deliver, then record the outcome; throwing means "retry later". */
-  private async process(job: Job<DeliveryJob>): Promise<string> {
+  /** BullMQ job options of the window's jobs (and re-drives). */
+  private jobOptions(): Parameters<Queue['add']>[2] {
+    const r = this.d.config.retry;
+    return {
+      attempts: r.attempts,
+      backoff: { type: 'exponential', delay: r.backoffMs, jitter: r.jitter },
+      removeOnComplete: true,
+      removeOnFail: { age: 24 * 3600 },
+    };
+  }
+
+  /** Jobs a worker runs at once: enough for `concurrency` deliveries in flight with room to spare. */
+  private jobConcurrency(): number {
+    const c = this.d.config.concurrency;
+    return Math.max(1, Math.min(c, Math.ceil((4 * c) / this.batch)));
+  }
+
+  private setBatch(b: number): void {
+    if (b === this.batch) return;
+    this.batch = b;
+    if (this.worker) this.worker.concurrency = this.jobConcurrency();
+  }
+
+  /** Waits for one of the process's `concurrency` delivery slots. */
+  private async acquire(): Promise<void> {
+    if (this.inFlight < this.d.config.concurrency) {
+      this.inFlight++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next();
+    else this.inFlight--;
+  }
+
+  /**
+   * A job bigger than the batch size in force (the rate dropped since it was pumped) keeps its
+   * first `size` orders; the rest becomes a new job (recorded in the ranges set first, so a
+   * re-pump sees it), to be delivered in a later limiter slot.
+   */
+  private async split(job: Job<DeliveryJob>, size: number): Promise<DeliveryOrder[]> {
+    const j = job.data;
+    const keep = j.orders.slice(0, size);
+    const rest = j.orders.slice(size);
+    if (j.redrive !== true) await this.store.recordRanges(j.partition, [{ first: rest[0].offset, last: rest[rest.length - 1].offset }]);
+    const id = j.redrive === true ? `${job.id ?? 'redrive'}:${rest[0].offset}` : jobIdFor(j.topic, j.partition, rest[0].offset);
+    await this.queue.add('deliver', { ...j, orders: rest }, { ...this.jobOptions(), jobId: id });
+    await job.updateData({ ...j, orders: keep });
+    return keep;
+  }
+
+  /**
+   * The worker's processor: delivers the job's orders (concurrently, within the process's
+   * delivery slots) and records each outcome. Orders left to retry stay in the job (its data is
+   * cut to them) and the job is thrown back: to the limiter on pushback, to BullMQ's backoff on
+   * failures; the job's attempts count for all its orders.
+   */
+  private async process(job: Job<DeliveryJob>, token?: string): Promise<string> {
     const j = job.data;
     const m = this.d.metrics;
     const labels = { downstream: this.name };
-    // An order the gateway answered 503 for (its append outcome was unknown) is never delivered.
-    if ((await this.writes.statusOf.add(keys.order(j.orderId))) === 'rejected') {
-      await this.finish(j);
-      m.deliveries.inc({ ...labels, outcome: 'skipped_rejected' });
-      return 'skipped';
+    let orders = j.orders;
+    if (orders.length > this.batch) orders = await this.split(job, this.batch);
+    const statuses = await this.writes.statusOf.addAll(orders.map((o) => keys.order(o.orderId)));
+    const todo: DeliveryOrder[] = [];
+    const skipped: DeliveryOrder[] = [];
+    orders.forEach((o, i) => {
+      // An order the gateway answered 503 for (its append outcome was unknown) is never delivered;
+      // one this downstream already has (a second job for it after a crash) is not sent twice.
+      if (statuses[i] === 'rejected' || statuses[i] === DELIVERED_HERE) {
+        skipped.push(o);
+        m.deliveries.inc({ ...labels, outcome: statuses[i] === 'rejected' ? 'skipped_rejected' : 'skipped_duplicate' });
+      } else todo.push(o);
+    });
+    if (skipped.length > 0) await this.finish(j, skipped);
+    const outcomes = await Promise.all(
+      todo.map(async (o) => {
+        await this.acquire();
+        try {
+          const started = performance.now();
+          const outcome = await this.d.delivery.deliver(o.body, o.orderId);
+          this.latency.observe((performance.now() - started) / 1000);
+          return outcome;
+        } finally {
+          this.release();
+        }
+      }),
+    );
+    const attempts = job.attemptsMade + 1;
+    const done = doneKey(this.name, j.topic, j.partition);
+    const again: DeliveryOrder[] = [];
+    let delivered = 0;
+    let pushbacks = 0;
+    let pushbackMs = -1;
+    let failure = '';
+    const recorded: Promise<unknown>[] = [];
+    const deliveredWrites: Delivered[] = [];
+    // Orders whose dead letter could not be written (the broker or Redis is down): the job is
+    // put back without using an attempt, so they are neither lost in a failed job nor retried forever.
+    const deferred: DeliveryOrder[] = [];
+    const deadLetter = async (o: DeliveryOrder, reason: string) => {
+      try {
+        await this.deadLetter(j, o, reason, attempts);
+      } catch (err) {
+        this.d.log.warn({ downstream: this.name, orderId: o.orderId, err: (err as Error).message }, 'dead letter failed; the order is kept for a later try');
+        deferred.push(o);
+      }
+    };
+    for (let i = 0; i < todo.length; i++) {
+      const o = todo[i];
+      const outcome = outcomes[i];
+      switch (outcome.kind) {
+        case 'delivered':
+          this.breaker.success();
+          delivered++;
+          deliveredWrites.push({ orderKey: keys.order(o.orderId), doneKey: done, attempts, offset: j.redrive === true ? null : o.offset });
+          break;
+        case 'pushback':
+          pushbacks++;
+          pushbackMs = Math.max(pushbackMs, outcome.retryAfterMs);
+          again.push(o);
+          break;
+        case 'retry':
+          failure = outcome.reason;
+          again.push(o);
+          break;
+        case 'dead':
+          this.breaker.success(); // the downstream answered: it is up
+          recorded.push(deadLetter(o, outcome.reason));
+          break;
+      }
     }
-    const started = performance.now();
-    const outcome = await this.d.delivery.deliver(j.body, j.orderId);
-    m.latency.observe(labels, (performance.now() - started) / 1000);
-    switch (outcome.kind) {
-      case 'delivered': {
-        this.breaker.success();
-        m.deliveries.inc({ ...labels, outcome: 'delivered' });
-        await this.writes.delivered.add({
-          orderKey: keys.order(j.orderId),
-          doneKey: doneKey(this.name, j.topic, j.partition),
-          attempts: job.attemptsMade + 1,
-          offset: j.redrive === true ? null : j.offset,
-        });
-        if (j.redrive) await this.d.redis.multi().zrem(controlKeys.dlqIndex(this.name), j.orderId).hdel(controlKeys.dlqItems(this.name), j.orderId).exec();
-        return 'delivered';
-      }
-      case 'pushback': {
-        m.deliveries.inc({ ...labels, outcome: 'pushback' });
-        // Multiplicative decrease, at most once a second fleet-wide.
-        if ((await this.d.redis.set(controlKeys.aimdCut(this.name), '1', 'PX', 1000, 'NX')) === 'OK') {
-          const f = Number((await this.d.redis.get(controlKeys.aimd(this.name))) ?? 1);
-          await this.d.redis.set(controlKeys.aimd(this.name), String(Math.max(0.05, f * 0.7)));
-          this.applied = ''; // re-apply at the next control step
-        }
-        await this.queue.rateLimit(Math.min(60_000, Math.max(50, outcome.retryAfterMs)));
-        throw Worker.RateLimitError();
-      }
-      case 'retry': {
-        m.deliveries.inc({ ...labels, outcome: 'failed' });
-        const pause = this.breaker.failure();
-        m.breakerOpen.set(labels, this.breaker.state === 'open' ? 1 : 0);
-        if (pause > 0) {
-          this.d.log.warn({ downstream: this.name, pauseMs: pause, reason: outcome.reason }, 'circuit open: pausing deliveries');
-          await this.queue.rateLimit(pause);
-        }
-        const attempts = job.opts.attempts ?? 1;
-        if (job.attemptsMade + 1 >= attempts) {
-          await this.deadLetter(j, `retries exhausted: ${outcome.reason}`, job.attemptsMade + 1);
-          return 'dead_lettered';
-        }
-        m.retries.inc(labels);
-        throw new Error(outcome.reason);
-      }
-      case 'dead':
-        this.breaker.success(); // the downstream answered: it is up
-        await this.deadLetter(j, outcome.reason, job.attemptsMade + 1);
-        return 'dead_lettered';
+    if (delivered > 0) m.deliveries.inc({ ...labels, outcome: 'delivered' }, delivered);
+    recorded.push(this.writes.delivered.addAll(deliveredWrites));
+    await Promise.all(recorded);
+    if (j.redrive === true && delivered > 0) {
+      await this.d.redis.multi().zrem(controlKeys.dlqIndex(this.name), j.orders[0].orderId).hdel(controlKeys.dlqItems(this.name), j.orders[0].orderId).exec();
     }
+    if (again.length === 0 && deferred.length === 0) return `delivered ${delivered} of ${orders.length}`;
+    if (deferred.length > 0) return this.defer(job, token, [...again, ...deferred]);
+
+    if (pushbackMs >= 0) {
+      m.deliveries.inc({ ...labels, outcome: 'pushback' }, pushbacks);
+      // Multiplicative decrease, at most once a second fleet-wide.
+      if ((await this.d.redis.set(controlKeys.aimdCut(this.name), '1', 'PX', 1000, 'NX')) === 'OK') {
+        const f = Number((await this.d.redis.get(controlKeys.aimd(this.name))) ?? 1);
+        await this.d.redis.set(controlKeys.aimd(this.name), String(Math.max(0.05, f * 0.7)));
+        this.applied = ''; // re-apply at the next control step
+      }
+      await job.updateData({ ...j, orders: again });
+      await this.queue.rateLimit(Math.min(60_000, Math.max(50, pushbackMs)));
+      throw Worker.RateLimitError();
+    }
+    const failed = again.length;
+    m.deliveries.inc({ ...labels, outcome: 'failed' }, failed);
+    let pause = 0;
+    for (let i = 0; i < failed; i++) pause = Math.max(pause, this.breaker.failure());
+    m.breakerOpen.set(labels, this.breaker.state === 'open' ? 1 : 0);
+    if (pause > 0) {
+      this.d.log.warn({ downstream: this.name, pauseMs: pause, reason: failure }, 'circuit open: pausing deliveries');
+      await this.queue.rateLimit(pause);
+    }
+    if (attempts >= (job.opts.attempts ?? 1)) {
+      for (const o of again) await deadLetter(o, `retries exhausted: ${failure}`);
+      if (deferred.length > 0) return this.defer(job, token, deferred);
+      return `delivered ${delivered}, dead-lettered ${failed} of ${orders.length}`;
+    }
+    m.retries.inc(labels, failed);
+    await job.updateData({ ...j, orders: again });
+    throw new Error(failure);
   }
 
-  private async finish(j: DeliveryJob): Promise<void> {
-    if (!j.redrive) await this.d.redis.zadd(doneKey(this.name, j.topic, j.partition), j.offset, String(j.offset));
+  /** Puts the job back, cut to `orders`, for DEFER_MS, without counting an attempt. */
+  private async defer(job: Job<DeliveryJob>, token: string | undefined, orders: DeliveryOrder[]): Promise<never> {
+    await job.updateData({ ...job.data, orders: [...orders].sort((a, b) => a.offset - b.offset) });
+    await job.moveToDelayed(Date.now() + DEFER_MS, token);
+    throw new DelayedError();
   }
 
-  private async deadLetter(j: DeliveryJob, reason: string, attempts: number): Promise<void> {
+  /** Done marks for orders finished without a delivery record (skipped or dead-lettered). */
+  private async finish(j: DeliveryJob, orders: DeliveryOrder[]): Promise<void> {
+    if (j.redrive === true || orders.length === 0) return;
+    const args: (string | number)[] = [];
+    for (const o of orders) args.push(o.offset, String(o.offset));
+    await this.d.redis.zadd(doneKey(this.name, j.topic, j.partition), ...args);
+  }
+
+  private async deadLetter(j: DeliveryJob, o: DeliveryOrder, reason: string, attempts: number): Promise<void> {
     const at = Date.now();
     await this.d.logClient.deadLetter(this.d.dlqTopic, {
-      key: j.orderId,
-      value: j.body,
+      key: o.orderId,
+      value: o.body,
       headers: {
         reason,
         attempts: String(attempts),
         downstream: this.name,
         'source-topic': j.topic,
         'source-partition': String(j.partition),
-        'source-offset': String(j.offset),
+        'source-offset': String(o.offset),
         'dead-lettered-at': String(at),
       },
     });
-    const item = JSON.stringify({ orderId: j.orderId, reason, attempts, at, topic: j.topic, partition: j.partition, offset: j.offset, body: j.body });
+    const item = JSON.stringify({ orderId: o.orderId, reason, attempts, at, topic: j.topic, partition: j.partition, offset: o.offset, body: o.body });
     await this.d.redis
       .multi()
-      .hset(keys.order(j.orderId), 'status', 'dead_lettered', 'deadLetteredAt', String(at), 'reason', reason, 'attempts', String(attempts))
-      .expire(keys.order(j.orderId), ORDER_TTL_S)
-      .zadd(controlKeys.dlqIndex(this.name), at, j.orderId)
-      .hset(controlKeys.dlqItems(this.name), j.orderId, item)
+      .hset(keys.order(o.orderId), 'status', 'dead_lettered', 'deadLetteredAt', String(at), 'reason', reason, 'attempts', String(attempts))
+      .expire(keys.order(o.orderId), ORDER_TTL_S)
+      .zadd(controlKeys.dlqIndex(this.name), at, o.orderId)
+      .hset(controlKeys.dlqItems(this.name), o.orderId, item)
       .exec();
-    await this.finish(j);
+    await this.finish(j, [o]);
     this.d.metrics.deliveries.inc({ downstream: this.name, outcome: 'dead_lettered' });
     this.d.metrics.dlq.inc({ downstream: this.name });
-    this.d.log.warn({ downstream: this.name, orderId: j.orderId, reason, attempts }, 'dead-lettered');
+    this.d.log.warn({ downstream: this.name, orderId: o.orderId, reason, attempts }, 'dead-lettered');
     // Keep the Redis index bounded (the durable copy is the DLQ topic).
     const size = await this.d.redis.zcard(controlKeys.dlqIndex(this.name));
     if (size > DLQ_INDEX_CAP) {
@@ -352,11 +500,10 @@ export class Downstream {
       const raw = await this.d.redis.hget(controlKeys.dlqItems(this.name), orderId);
       if (raw === null) continue;
       const item = JSON.parse(raw) as { body: string; topic: string; partition: number; offset: number };
-      const c = this.d.config;
       await this.queue.add(
         'deliver',
-        { orderId, body: item.body, topic: item.topic, partition: item.partition, offset: item.offset, acceptedAt: Date.now(), redrive: true },
-        { jobId: `redrive:${orderId}:${Date.now()}`, attempts: c.retry.attempts, backoff: { type: 'exponential', delay: c.retry.backoffMs, jitter: c.retry.jitter }, removeOnComplete: true },
+        { topic: item.topic, partition: item.partition, orders: [{ orderId, body: item.body, offset: item.offset, acceptedAt: Date.now() }], redrive: true },
+        { ...this.jobOptions(), jobId: `redrive:${orderId}:${Date.now()}` },
       );
       this.d.metrics.redriven.inc({ downstream: this.name });
     }

@@ -53,6 +53,14 @@ export interface LogClient {
   close(): Promise<void>;
 }
 
+/**
+ * Fetch sizes of the pump's consumer: the window holds at most 10,000 orders (about 3 MB), so a
+ * fetch of kafkajs's defaults (10 MB, 1 MB per partition) would mostly wait in the heap for room
+ * in it. Smaller fetches keep the drainer's memory independent of the backlog and small.
+ */
+const FETCH_MAX_BYTES = 2 * 1024 * 1024;
+const FETCH_MAX_BYTES_PER_PARTITION = 256 * 1024;
+
 export class KafkajsLogClient implements LogClient {
   private readonly kafka: Kafka;
   private producer: Producer | null = null;
@@ -65,7 +73,7 @@ export class KafkajsLogClient implements LogClient {
   }
 
   consumer(groupId: string, topic: string): LogConsumer {
-    const c = this.kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 1000, maxWaitTimeInMs: 500, allowAutoTopicCreation: false });
+    const c = this.kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 1000, maxWaitTimeInMs: 500, allowAutoTopicCreation: false, maxBytes: FETCH_MAX_BYTES, maxBytesPerPartition: FETCH_MAX_BYTES_PER_PARTITION });
     this.consumers.push(c);
     return {
       run: async (onBatch, onAssignment) => {

@@ -3,44 +3,80 @@
  * BullMQ jobs (a few seconds of the permitted rate). While the window is full it stops taking
  * records, so the backlog stays on disk in the broker, not in Redis or the heap.
  *
+ * Jobs: one job carries up to `batchSize()` orders of consecutive offsets of one partition
+ * (about 10 ms of the permitted rate: one order per job at 100/s, 10 at 1,000/s, 50 at 5,000/s
+ * and above), so BullMQ's per-job cost (a few Lua calls and stream events) is shared by the
+ * orders of a job. BullMQ's limiter counts jobs; the downstream's limiter is set in jobs of that
+ * size, and a worker splits a job that is bigger than the size in force when it runs (the rate
+ * dropped meanwhile), so no limiter slot delivers more orders than the plan allows.
+ *
+ * A job's id is topic:partition:first-offset, and the offsets it covers are recorded in the
+ * partition's ranges set (`first:last`, scored by first) before the job is added. Pumping a
+ * record again (after a crash, a rebalance or a seek) first asks Redis, in one script per chunk,
+ * which offsets are done (the done set) and which are covered by a job that still exists; only
+ * the others get new jobs. So a re-pump cannot enqueue an order a second time while its job
+ * exists, and a finished job can be removed at once (removeOnComplete) instead of being kept
+ * for the re-add to be a no-op.
+ *
  * Offsets: per partition the pump remembers the offsets it handed to BullMQ that are not done
  * yet; workers (in any drainer process) record finished offsets in a Redis sorted set; the pump
- * commits only below the lowest offset still outstanding. Job ids are topic:partition:offset,
- * so pumping the same record again after a crash cannot create a second job while the first
- * still exists.
+ * commits only below the lowest offset still outstanding.
  *
  * Lost jobs: if Redis loses data (restarted without persistence, or the last second of an
  * appendfsync-everysec AOF), jobs the pump handed over can vanish. Every few seconds the pump
  * checks that the lowest outstanding offset of each partition still has its job (or is done);
  * if not, it forgets that partition's outstanding offsets and fetches it again from there
- * (job ids make the re-adds of surviving jobs no-ops), so the drain cannot stall for good.
+ * (surviving jobs are recognised and left alone), so the drain cannot stall for good.
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/src/logger.ts';
 import type { LogConsumer, LogRecord, PartitionBatch } from './log-client.ts';
 
-export interface DeliveryJob {
+/** One order inside a delivery job. */
+export interface DeliveryOrder {
   orderId: string;
   body: string;
-  topic: string;
-  partition: number;
   offset: number;
   acceptedAt: number;
-  /** Set for DLQ re-drives: not tracked for offsets. */
+}
+
+/** A BullMQ job's data: orders of consecutive offsets of one partition. */
+export interface DeliveryJob {
+  topic: string;
+  partition: number;
+  orders: DeliveryOrder[];
+  /** Set for DLQ re-drives (one order each): not tracked for offsets. */
   redrive?: boolean;
+}
+
+/** Most orders per job (and per limiter slot). */
+export const MAX_BATCH = 50;
+
+/**
+ * Orders per job at a rate: about 10 ms of it, at most MAX_BATCH and at most half the burst (so
+ * a limiter window of one job still fits the burst).
+ */
+export function batchSizeFor(rate: number, burst: number): number {
+  if (!(rate > 0)) return 1;
+  return Math.max(1, Math.min(MAX_BATCH, Math.floor(rate / 100), Math.floor(burst / 2)));
 }
 
 export function doneKey(downstream: string, topic: string, partition: number): string {
   return `spw:done:${downstream}:${topic}:${partition}`;
 }
 
-export function jobIdFor(topic: string, partition: number, offset: number): string {
-  return `${topic}:${partition}:${offset}`;
+/** Sorted set of the offset ranges given to jobs ("first:last", scored by first). */
+export function rangesKey(downstream: string, topic: string, partition: number): string {
+  return `spw:ranges:${downstream}:${topic}:${partition}`;
 }
 
-/** The order id inside a record (the Idempotency-Key downstream), or a stable stand-in. */
-export function toJob(r: LogRecord): DeliveryJob {
+export function jobIdFor(topic: string, partition: number, firstOffset: number): string {
+  return `${topic}:${partition}:${firstOffset}`;
+}
+
+/** The order inside a record: its id (the Idempotency-Key downstream) or a stable stand-in. */
+export function toOrder(r: LogRecord): DeliveryOrder {
   let orderId = `${r.topic}-${r.partition}-${r.offset}`;
   let acceptedAt = r.timestamp;
   try {
@@ -50,7 +86,118 @@ export function toJob(r: LogRecord): DeliveryJob {
   } catch {
     // not JSON: delivered as is, keyed by its position
   }
-  return { orderId, body: r.value, topic: r.topic, partition: r.partition, offset: r.offset, acceptedAt };
+  return { orderId, body: r.value, offset: r.offset, acceptedAt };
+}
+
+/** Splits orders (ascending offsets) into jobs of at most `size` consecutive offsets. */
+export function toJobs(topic: string, partition: number, orders: DeliveryOrder[], size: number): DeliveryJob[] {
+  const jobs: DeliveryJob[] = [];
+  let cur: DeliveryOrder[] = [];
+  for (const o of orders) {
+    if (cur.length > 0 && (cur.length >= size || o.offset !== cur[cur.length - 1].offset + 1)) {
+      jobs.push({ topic, partition, orders: cur });
+      cur = [];
+    }
+    cur.push(o);
+  }
+  if (cur.length > 0) jobs.push({ topic, partition, orders: cur });
+  return jobs;
+}
+
+/** What Redis knows about a run of offsets of one partition. */
+export interface OffsetsState {
+  /** Offsets with a done mark. */
+  done: number[];
+  /** Ranges given to jobs that overlap the run, with whether the job still exists. */
+  ranges: { first: number; last: number; exists: boolean }[];
+}
+
+/** The pump's Redis bookkeeping (an interface so the pump's logic can be tested with fakes). */
+export interface PumpStore {
+  /** Done marks and job ranges for offsets lo..hi of a partition. */
+  state(partition: number, lo: number, hi: number): Promise<OffsetsState>;
+  /** Records the ranges of jobs about to be added. */
+  recordRanges(partition: number, ranges: { first: number; last: number }[]): Promise<void>;
+  /** Forgets done marks and ranges wholly below `offset` (committed). */
+  trim(partition: number, offset: number): Promise<void>;
+}
+
+/**
+ * KEYS: done set, ranges set. ARGV: job key prefix (queue key + topic:partition:), lo, hi, the
+ * largest job. Returns {done offsets, {first, last, exists} flattened}.
+ */
+const OFFSETS_STATE = `
+local prefix, lo, hi, span = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local done = redis.call('ZRANGEBYSCORE', KEYS[1], lo, hi)
+local ranges = {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], lo - span, hi)) do
+  local first, last = string.match(m, '^(%d+):(%d+)$')
+  if first and tonumber(last) >= lo then
+    ranges[#ranges + 1] = first
+    ranges[#ranges + 1] = last
+    ranges[#ranges + 1] = redis.call('EXISTS', prefix .. first)
+  end
+end
+return {done, ranges}`;
+
+type StateScripted = Redis & { spwOffsetsState(numKeys: number, ...args: (string | number)[]): Promise<[string[], (string | number)[]]> };
+
+/** PumpStore on Redis (one script call per lookup). */
+export class RedisPumpStore implements PumpStore {
+  private readonly r: StateScripted;
+
+  constructor(
+    redis: Redis,
+    private readonly downstream: string,
+    private readonly topic: string,
+    /** BullMQ's key of a job id (queue.toKey). */
+    private readonly jobKey: (jobId: string) => string,
+  ) {
+    if (!('spwOffsetsState' in redis)) redis.defineCommand('spwOffsetsState', { lua: OFFSETS_STATE });
+    this.r = redis as StateScripted;
+  }
+
+  async state(partition: number, lo: number, hi: number): Promise<OffsetsState> {
+    const prefix = this.jobKey(jobIdFor(this.topic, partition, 0)).slice(0, -1);
+    const [done, flat] = await this.r.spwOffsetsState(2, doneKey(this.downstream, this.topic, partition), rangesKey(this.downstream, this.topic, partition), prefix, lo, hi, MAX_BATCH);
+    const ranges: OffsetsState['ranges'] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) ranges.push({ first: Number(flat[i]), last: Number(flat[i + 1]), exists: Number(flat[i + 2]) === 1 });
+    return { done: done.map(Number), ranges };
+  }
+
+  async recordRanges(partition: number, ranges: { first: number; last: number }[]): Promise<void> {
+    if (ranges.length === 0) return;
+    const args: (string | number)[] = [];
+    for (const r of ranges) args.push(r.first, `${r.first}:${r.last}`);
+    await this.r.zadd(rangesKey(this.downstream, this.topic, partition), ...args);
+  }
+
+  async trim(partition: number, offset: number): Promise<void> {
+    await this.r
+      .multi()
+      .zremrangebyscore(doneKey(this.downstream, this.topic, partition), '-inf', offset - 1)
+      // A range starting MAX_BATCH below the commit ends below it (jobs hold consecutive offsets).
+      .zremrangebyscore(rangesKey(this.downstream, this.topic, partition), '-inf', offset - MAX_BATCH - 1)
+      .exec();
+  }
+}
+
+/**
+ * Whether an order at `offset` needs a new job: it is not done, and not covered by a job that
+ * still exists (of the ranges covering the offset, the one starting last is in force: a split or
+ * a re-created job starts later than the one it replaced). `done` defaults to st.done.
+ */
+export function needsJob(offset: number, st: OffsetsState, done: ReadonlySet<number> = new Set(st.done)): boolean {
+  if (done.has(offset)) return false;
+  let inForce: OffsetsState['ranges'][number] | undefined;
+  for (const r of st.ranges) if (r.first <= offset && r.last >= offset && (inForce === undefined || r.first >= inForce.first)) inForce = r;
+  return !(inForce !== undefined && inForce.exists);
+}
+
+/** The orders of a run that need a new job (see needsJob). */
+export function ordersToAdd(orders: DeliveryOrder[], st: OffsetsState): DeliveryOrder[] {
+  const done = new Set(st.done);
+  return orders.filter((o) => needsJob(o.offset, st, done));
 }
 
 /** The window at start-up, and how often it may double until it reaches its size. */
@@ -93,8 +240,11 @@ export interface PumpOptions {
   queue: Queue;
   redis: Redis;
   consumer: LogConsumer;
-  /** Jobs that may be pending in BullMQ at once. */
+  store: PumpStore;
+  /** Orders that may be pending in BullMQ at once. */
   windowSize: () => number;
+  /** Orders per new job. */
+  batchSize: () => number;
   jobOptions: Parameters<Queue['add']>[2];
   log: Logger;
 }
@@ -134,8 +284,8 @@ export class Pump {
   }
 
   /**
-   * The window grows from RAMP_START jobs, doubling every RAMP_STEP_MS after the first batch:
-   * filling a window of thousands of jobs at once keeps the process busy inserting for seconds
+   * The window grows from RAMP_START orders, doubling every RAMP_STEP_MS after the first batch:
+   * filling a window of thousands of orders at once keeps the process busy inserting for seconds
    * while BullMQ's worker, which fetches up to `concurrency` jobs one round trip at a time before
    * it starts any, gets a turn only between inserts (a stall after the first delivery).
    */
@@ -145,7 +295,7 @@ export class Pump {
   }
 
   /** Pending jobs (waiting, active, delayed) in the queue. */
-  private async pending(): Promise<number> {
+  private async pendingJobs(): Promise<number> {
     const c = await this.o.queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
     return (c.wait ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0);
   }
@@ -157,7 +307,9 @@ export class Pump {
     this.o.log.debug({ downstream: this.o.name, partition: b.partition, records: b.records.length, first: b.records[0]?.offset }, 'pump: batch');
     while (i < b.records.length) {
       if (!current()) return;
-      const pending = await this.pending();
+      const size = Math.max(1, this.o.batchSize());
+      // Jobs pending, counted as full ones: the window is measured in orders.
+      const pending = (await this.pendingJobs()) * size;
       const room = Math.min(this.o.windowSize(), this.ramp()) - pending;
       if (room <= 0) {
         await b.heartbeat();
@@ -165,19 +317,31 @@ export class Pump {
         continue;
       }
       // Small chunks while the window is nearly empty (workers get their first jobs after one
-      // short MULTI, not after 500 job inserts), big ones once it holds some.
-      const chunk = b.records.slice(i, i + Math.min(room, pending < 200 ? 50 : 200));
-      const jobs = chunk.map(toJob);
-      await this.o.queue.addBulk(jobs.map((data) => ({ name: 'deliver', data, opts: { ...this.o.jobOptions, jobId: jobIdFor(data.topic, data.partition, data.offset) } })));
-      // Fetched again meanwhile: the new fetch tracks these offsets (their jobs now exist, so its re-adds are no-ops).
+      // short MULTI, not after hundreds of inserts), big ones once it holds some; whole jobs.
+      const chunk = b.records.slice(i, i + Math.max(size, Math.min(room, pending < 200 ? 50 : 500)));
+      const orders = chunk.map(toOrder);
+      // Orders already done, or in a job that still exists (pumped before a crash, a rebalance
+      // or a seek), get no second job.
+      const known = await this.o.store.state(b.partition, orders[0].offset, orders[orders.length - 1].offset);
+      const jobs = toJobs(this.o.topic, b.partition, ordersToAdd(orders, known), size);
+      if (!current()) return;
+      if (jobs.length > 0) {
+        await this.o.store.recordRanges(
+          b.partition,
+          jobs.map((j) => ({ first: j.orders[0].offset, last: j.orders[j.orders.length - 1].offset })),
+        );
+        await this.o.queue.addBulk(jobs.map((data) => ({ name: 'deliver', data, opts: { ...this.o.jobOptions, jobId: jobIdFor(data.topic, data.partition, data.orders[0].offset) } })));
+      }
+      // Fetched again meanwhile: the new fetch tracks these offsets (it finds their jobs).
       if (!current()) return;
       let st = this.parts.get(b.partition);
       if (!st) {
         st = { outstanding: [], acceptedAt: new Map(), next: chunk[0].offset, committed: chunk[0].offset };
         this.parts.set(b.partition, st);
       }
-      for (const j of jobs) {
-        if (insertSorted(st.outstanding, j.offset)) st.acceptedAt.set(j.offset, j.acceptedAt);
+      const done = new Set(known.done);
+      for (const o of orders) {
+        if (!done.has(o.offset) && insertSorted(st.outstanding, o.offset)) st.acceptedAt.set(o.offset, o.acceptedAt);
       }
       st.next = Math.max(st.next, chunk[chunk.length - 1].offset + 1);
       b.taken(chunk[chunk.length - 1].offset);
@@ -212,7 +376,7 @@ export class Pump {
         await this.o.consumer.commit(this.o.topic, partition, commitTo);
         st.committed = commitTo;
         if (this.parts.get(partition) !== st) continue;
-        await this.o.redis.zremrangebyscore(doneKey(this.o.name, this.o.topic, partition), '-inf', commitTo - 1);
+        await this.o.store.trim(partition, commitTo);
       }
     }
   }
@@ -226,8 +390,8 @@ export class Pump {
     for (const [partition, st] of this.parts) {
       const lo = st.outstanding[0];
       if (lo === undefined) continue;
-      if ((await this.o.queue.getJob(jobIdFor(this.o.topic, partition, lo))) !== undefined) continue;
-      if ((await this.o.redis.zscore(doneKey(this.o.name, this.o.topic, partition), String(lo))) !== null) continue;
+      // Done (the next tick sees it), or its job still exists.
+      if (!needsJob(lo, await this.o.store.state(partition, lo, lo))) continue;
       // Still ours and unchanged after the awaits?
       if (this.parts.get(partition) !== st || st.outstanding[0] !== lo) continue;
       this.o.log.warn({ downstream: this.o.name, partition, offset: lo, outstanding: st.outstanding.length }, 'jobs missing from the window (Redis lost data?): fetching the partition again');

@@ -65,7 +65,7 @@ describe('windows, pause, resume and rate override', () => {
     expect(Number(published.etaSeconds)).toBeLessThanOrEqual(31 * 60 + total / 100 + 60);
     await sleep(2000);
     expect((await sim.stats()).received).toBe(0);
-    // The backlog stays in the log: BullMQ holds only the pump's window (max(burst, 5% of the rate × 5 s, 10) = 25 jobs).
+    // The backlog stays in the log: BullMQ holds only the pump's window (max(burst, 5% of the rate × 5 s, 10) = 25 orders).
     const held = await stack.windowJobs(name);
     expect(held).toBeGreaterThan(0);
     expect(held).toBeLessThanOrEqual(25);

@@ -1,39 +1,62 @@
 /**
  * The pump's offset bookkeeping without Redis or a broker: fakes stand in for the BullMQ queue,
- * the done marks and the consumer. Covers the recovery from a window that vanished (Redis lost
- * its data): the partition is fetched again from the lowest unfinished offset, commits never
- * pass it, and re-adding jobs that survived does not track an offset twice.
+ * the done marks, the job ranges and the consumer. Covers the recovery from a window that
+ * vanished (Redis lost its data): the partition is fetched again from the lowest unfinished
+ * offset, commits never pass it, and jobs that survived are not added again; jobs of several
+ * orders; and a second pump (after a crash or a rebalance) that re-reads a partition adds no
+ * job for an order that is done or still in a job.
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../lib/src/logger.ts';
 import type { LogConsumer, LogRecord, PartitionBatch } from '../src/log-client.ts';
-import { Pump, jobIdFor } from '../src/pump.ts';
+import { Pump, jobIdFor, ordersToAdd, type DeliveryJob, type OffsetsState, type PumpStore } from '../src/pump.ts';
 
 const TOPIC = 'orders';
 
 class Fakes {
-  readonly jobs = new Map<string, unknown>();
+  readonly jobs = new Map<string, DeliveryJob>();
   readonly done = new Set<number>();
+  readonly ranges: { first: number; last: number }[] = [];
   readonly seeks: number[] = [];
   readonly commits: number[] = [];
   onBatch: ((b: PartitionBatch) => Promise<void>) | undefined;
 
   readonly queue = {
-    addBulk: async (jobs: { data: unknown; opts: { jobId: string } }[]) => {
+    addBulk: async (jobs: { data: DeliveryJob; opts: { jobId: string } }[]) => {
       for (const j of jobs) if (!this.jobs.has(j.opts.jobId)) this.jobs.set(j.opts.jobId, j.data);
       return [];
     },
     getJobCounts: async () => ({ wait: this.jobs.size, active: 0, delayed: 0, prioritized: 0 }),
-    getJob: async (id: string) => this.jobs.get(id),
   };
 
   readonly redis = {
     zrangebyscore: async (_key: string, lo: number, hi: number) => [...this.done].filter((o) => o >= lo && o <= hi).map(String),
-    zremrangebyscore: async () => 0,
-    zscore: async (_key: string, member: string) => (this.done.has(Number(member)) ? '1' : null),
   };
+
+  readonly store: PumpStore = {
+    state: async (_partition, lo, hi): Promise<OffsetsState> => ({
+      done: [...this.done].filter((o) => o >= lo && o <= hi),
+      ranges: this.ranges.filter((r) => r.last >= lo && r.first <= hi).map((r) => ({ ...r, exists: this.jobs.has(jobIdFor(TOPIC, 0, r.first)) })),
+    }),
+    recordRanges: async (_partition, ranges) => {
+      this.ranges.push(...ranges);
+    },
+    trim: async () => undefined,
+  };
+
+  /** Offsets per job, in job order. */
+  jobOffsets(): number[][] {
+    return [...this.jobs.values()].map((j) => j.orders.map((o) => o.offset));
+  }
+
+  /** A worker finishing a job: done marks, then the job is removed. */
+  finishJob(firstOffset: number): void {
+    const j = this.jobs.get(jobIdFor(TOPIC, 0, firstOffset));
+    for (const o of j?.orders ?? []) this.done.add(o.offset);
+    this.jobs.delete(jobIdFor(TOPIC, 0, firstOffset));
+  }
 
   readonly consumer: LogConsumer = {
     run: async (onBatch) => {
@@ -58,6 +81,23 @@ class Fakes {
   }
 }
 
+async function startPump(f: Fakes, batchSize: number): Promise<Pump> {
+  const pump = new Pump({
+    name: 'unit',
+    topic: TOPIC,
+    queue: f.queue as unknown as Queue,
+    redis: f.redis as unknown as Redis,
+    consumer: f.consumer,
+    store: f.store,
+    windowSize: () => 100,
+    batchSize: () => batchSize,
+    jobOptions: {},
+    log: createLogger('test', 'silent'),
+  });
+  await pump.start();
+  return pump;
+}
+
 describe('pump', () => {
   let f: Fakes;
   let pump: Pump;
@@ -66,17 +106,7 @@ describe('pump', () => {
     // Date drives the lost-job check; the 200 ms commit interval stays still (ticks are run by hand).
     vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
     f = new Fakes();
-    pump = new Pump({
-      name: 'unit',
-      topic: TOPIC,
-      queue: f.queue as unknown as Queue,
-      redis: f.redis as unknown as Redis,
-      consumer: f.consumer,
-      windowSize: () => 100,
-      jobOptions: {},
-      log: createLogger('test', 'silent'),
-    });
-    await pump.start();
+    pump = await startPump(f, 1);
   });
 
   afterEach(() => {
@@ -110,7 +140,7 @@ describe('pump', () => {
     // The consumer fetches from 1 again; the re-added jobs are tracked once each.
     await f.deliverBatch(1, 4);
     await f.deliverBatch(3, 4);
-    expect([...f.jobs.keys()]).toEqual([1, 2, 3, 4].map((o) => jobIdFor(TOPIC, 0, o)));
+    expect(f.jobOffsets()).toEqual([[1], [2], [3], [4]]);
     f.done.add(1).add(2).add(3);
     await pump.tick();
     expect(f.commits).toEqual([1, 4]);
@@ -125,5 +155,71 @@ describe('pump', () => {
     await pump.tick();
     expect(f.seeks).toEqual([]);
     expect(f.commits).toEqual([]);
+  });
+});
+
+describe('pump with jobs of several orders', () => {
+  let f: Fakes;
+
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+    f = new Fakes();
+  });
+
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('puts consecutive offsets into jobs of the batch size, keyed by their first offset', async () => {
+    const pump = await startPump(f, 3);
+    await f.deliverBatch(0, 7);
+    expect(f.jobOffsets()).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7],
+    ]);
+    expect([...f.jobs.keys()]).toEqual([0, 3, 6].map((o) => jobIdFor(TOPIC, 0, o)));
+    expect(f.ranges).toEqual([
+      { first: 0, last: 2 },
+      { first: 3, last: 5 },
+      { first: 6, last: 7 },
+    ]);
+    f.finishJob(3);
+    await pump.tick();
+    expect(f.commits).toEqual([]); // 0..2 still pending
+    f.finishJob(0);
+    await pump.tick();
+    expect(f.commits).toEqual([6]);
+  });
+
+  it('a second pump re-reading the partition adds jobs only for orders neither done nor in a job', async () => {
+    await startPump(f, 3);
+    await f.deliverBatch(0, 8);
+    // A worker finished 3..5 and delivered 0 of 0..2 (then the process died); the pump died too.
+    f.finishJob(3);
+    f.done.add(0);
+    const before = f.jobOffsets();
+    // Its successor starts from the last commit (0) and reads on; new records 9..10 arrived.
+    await startPump(f, 3);
+    await f.deliverBatch(0, 10);
+    expect(f.jobOffsets()).toEqual([...before, [9, 10]]);
+    // The job 0..2 vanished (Redis lost it): a re-read re-creates what is not done, in new ranges.
+    f.jobs.delete(jobIdFor(TOPIC, 0, 0));
+    await startPump(f, 3);
+    await f.deliverBatch(0, 10);
+    expect(f.jobOffsets()).toEqual([[6, 7, 8], [9, 10], [1, 2]]);
+  });
+
+  it('ordersToAdd trusts the range that starts last among those covering an offset', () => {
+    const order = (offset: number) => ({ orderId: `o-${offset}`, body: '{}', offset, acceptedAt: 0 });
+    // 10..19 was split at 15 (the original job, cut to 10..14, still exists; the split-off job is gone).
+    const st: OffsetsState = {
+      done: [10, 11],
+      ranges: [
+        { first: 10, last: 19, exists: true },
+        { first: 15, last: 19, exists: false },
+      ],
+    };
+    expect(ordersToAdd([10, 11, 12, 14, 15, 19, 20].map(order), st).map((o) => o.offset)).toEqual([15, 19, 20]);
   });
 });

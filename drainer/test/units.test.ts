@@ -3,7 +3,7 @@ import { Aimd, CircuitBreaker } from '../src/breaker.ts';
 import { classify, classifyError, parseRetryAfter } from '../src/classify.ts';
 import { downstreamSchema, loadDownstreams } from '../src/config.ts';
 import { DITHER_SLOT_MS, limiterAt, limiterPlan, nextBoost } from '../src/downstream.ts';
-import { jobIdFor, toJob } from '../src/pump.ts';
+import { batchSizeFor, jobIdFor, toJobs, toOrder } from '../src/pump.ts';
 import { inWindow, localMinutes, secondsUntilOpen, windowState } from '../src/schedule.ts';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -152,9 +152,25 @@ describe('nextBoost', () => {
 describe('pump jobs', () => {
   it('keys jobs by position and delivers with the order id as Idempotency-Key', () => {
     expect(jobIdFor('orders', 3, 17)).toBe('orders:3:17');
-    const j = toJob({ topic: 'orders', partition: 3, offset: 17, key: 'SKU-1', value: JSON.stringify({ orderId: 'o-1', acceptedAt: 5 }), timestamp: 9 });
-    expect(j).toMatchObject({ orderId: 'o-1', acceptedAt: 5, partition: 3, offset: 17 });
-    expect(toJob({ topic: 't', partition: 0, offset: 2, key: null, value: 'not json', timestamp: 9 })).toMatchObject({ orderId: 't-0-2', acceptedAt: 9 });
+    const o = toOrder({ topic: 'orders', partition: 3, offset: 17, key: 'SKU-1', value: JSON.stringify({ orderId: 'o-1', acceptedAt: 5 }), timestamp: 9 });
+    expect(o).toMatchObject({ orderId: 'o-1', acceptedAt: 5, offset: 17 });
+    expect(toOrder({ topic: 't', partition: 0, offset: 2, key: null, value: 'not json', timestamp: 9 })).toMatchObject({ orderId: 't-0-2', acceptedAt: 9 });
+  });
+
+  it('sizes jobs at about 10 ms of the rate, within half the burst and 50 orders', () => {
+    expect(batchSizeFor(100, 20)).toBe(1);
+    expect(batchSizeFor(1000, 50)).toBe(10);
+    expect(batchSizeFor(5000, 250)).toBe(50);
+    expect(batchSizeFor(1_000_000, 100_000)).toBe(50);
+    expect(batchSizeFor(5000, 20)).toBe(10); // half the burst
+    expect(batchSizeFor(0, 20)).toBe(1);
+  });
+
+  it('cuts jobs at the batch size and at gaps in the offsets', () => {
+    const order = (offset: number) => ({ orderId: `o-${offset}`, body: '{}', offset, acceptedAt: 0 });
+    const jobs = toJobs('t', 1, [1, 2, 3, 4, 6, 7].map(order), 3);
+    expect(jobs.map((j) => j.orders.map((o) => o.offset))).toEqual([[1, 2, 3], [4], [6, 7]]);
+    expect(jobs.every((j) => j.topic === 't' && j.partition === 1)).toBe(true);
   });
 });
 

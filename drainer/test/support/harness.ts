@@ -261,6 +261,38 @@ export async function eventLoopDelay(drainers: DrainerProcess[]): Promise<{ p99M
 /** A drainer whose event loop ran at most this late (p99) kept its timers: timing bounds apply as stated. */
 export const ON_TIME_P99_MS = 20;
 
+/** The machine's CPU counters (all cores) from /proc/stat: busy and total jiffies. */
+function cpuTimes(): { busy: number; total: number } | null {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0); // idle + iowait
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Share of the machine's CPU in use between start() and busy() (0..1; null without /proc).
+ * The drainers' event loops can run on time while the processes they depend on (Redis, the
+ * broker, the simulator) are starved by other work: a saturated machine says so.
+ */
+export function machineLoad(): { busy(): number | null } {
+  const start = cpuTimes();
+  return {
+    busy: () => {
+      const end = cpuTimes();
+      if (start === null || end === null || end.total <= start.total) return null;
+      return (end.busy - start.busy) / (end.total - start.total);
+    },
+  };
+}
+
+/** Above this share of the machine in use, rate lower bounds are not asserted (see rate.test.ts). */
+export const SATURATED_SHARE = 0.85;
+
 /**
  * Slack for per-second counts taken at the downstream when the machine is overloaded: a delivery
  * the limiter admitted in one second reaches the downstream in the next if the processes run late,
