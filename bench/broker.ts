@@ -18,15 +18,28 @@
  *   KCAT_CONSUME_SETTINGS), and the topic is read a second time with -c N (exit at the N-th
  *   record) to show that end-detection cost; that row is info.
  * - kafkajs: kafkajs (what Spillway itself uses) produces another N records: several producers,
- *   several send() calls of 1,000 records in flight each, in one process by default (kafkajs
- *   encodes in JS, so a process tops out near one core; BENCH_KAFKAJS_PROCESSES spreads the
- *   producers). Per-send latency gives the produce p50/p99. That topic is read back with kcat.
+ *   several send() calls of 1,000 records in flight each, in two processes by default: kafkajs
+ *   encodes in JS at about 15 us of CPU per record, so one process tops out near one core (about
+ *   60,000-140,000 records/s here, depending on the machine's other load); two, one per core, are
+ *   how several gateways would produce (BENCH_KAFKAJS_PROCESSES=1 measures one). Per-send latency
+ *   gives the produce p50/p99. That topic is read back with kcat.
  * - group: end to end through a consumer group (bench/lib/e2e.ts): kcat produces N records
  *   (acks=-1, fsync on) while a 3-member kafkajs group (eachBatch, offsets committed after each
  *   batch) consumes them; then again with a producer paced at half the end-to-end rate just
  *   measured. Each record carries its send time, so the consumers measure produce-to-consume
  *   latency per record. The producer is kcat because a kafkajs producer would take a core of
  *   this 2-core machine by itself: the broker, not the client, should be what is measured.
+ *   Commits (BENCH_GROUP_COMMIT): by default each member commits after every batch without
+ *   awaiting the answer before its next fetch (at most one commit in flight per member; offsets
+ *   of batches handled meanwhile go in the next one), as a Java consumer's commitAsync does and
+ *   as the Redis (XACK pipelined ahead of the next read) and JetStream (acks not awaited)
+ *   consumers here do. Each commit is still fsync'd before the broker answers it, so a crashed
+ *   member redelivers at most the batches after its last answered commit. kafkajs's own
+ *   eachBatch auto-commit (BENCH_GROUP_COMMIT=awaited, the default before) awaits every commit
+ *   before the member's next batch: a member's 4 partitions then take 4 serial commit round
+ *   trips per fetch, which held records back (measured at 40,000/s on a busy machine: p99 of
+ *   fetch-answer -> handler 265-300 ms awaited vs 7-10 ms async; end-to-end p99 0.75-1.45 s vs
+ *   0.1-0.5 s).
  * - redis-group: the same through Redis Streams: XADD pipelined 1,000 at a time (raw RESP
  *   client, appendfsync always; ioredis would make the producer, not Redis, the limit) while 3
  *   consumers (ioredis) XREADGROUP COUNT 1000 BLOCK 100 and XACK each batch; full, then half.
@@ -46,10 +59,11 @@
  * to what was produced. MB = 10^6 payload bytes.
  *
  * Settings (env): BENCH_RECORDS (default 1000000), BENCH_PHASES (all: redis,kcat,kafkajs,group,
- * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (1), BENCH_KAFKAJS_PRODUCERS (4 per process),
+ * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (2), BENCH_KAFKAJS_PRODUCERS (4 per process),
  * BENCH_KAFKAJS_IN_FLIGHT (2 per producer), BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE
  * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1),
- * BENCH_GROUP_COMMIT_INTERVAL_MS (0: kafkajs commits after every batch; n: at most every n ms),
+ * BENCH_GROUP_COMMIT (async: after every batch, not awaited; awaited: kafkajs's auto-commit after
+ * every batch; n: every n ms, not awaited),
  * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
  * BENCH_HALF_SPEED_MAX_S (30), BENCH_PHASE_TIMEOUT_S (900), BENCH_KCAT (kcat), BENCH_REDIS_SERVER
  * (/usr/bin/redis-server), BENCH_NATS_SERVER (/usr/sbin/nats-server).
@@ -63,7 +77,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuUse, type CpuUse } from './lib/cpu.ts';
 import { runEndToEnd, type E2eOptions, type E2eRun } from './lib/e2e.ts';
-import { E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
+import { type GroupCommit, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
 import { createTopics } from './lib/kafkajs-produce.ts';
 import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, kcatConsume, kcatProduce, verifyReadBack } from './lib/kcat.ts';
@@ -105,7 +119,7 @@ interface Settings {
   redisPipeline: number;
   groupMembers: number;
   groupConsumerProcesses: number;
-  groupCommitIntervalMs: number;
+  groupCommit: GroupCommit;
   groupPartitionsConcurrently: number;
   halfSpeedMaxS: number;
   phaseTimeoutMs: number;
@@ -116,6 +130,23 @@ interface Settings {
 
 function isPhase(p: string): p is Phase {
   return (PHASES as readonly string[]).includes(p);
+}
+
+/** BENCH_GROUP_COMMIT: async (default), awaited, or a number of ms (a timer). */
+function groupCommit(raw: string | undefined, problems: string[]): GroupCommit {
+  const v = (raw ?? '').trim();
+  if (v === '' || v === 'async') return { mode: 'async', intervalMs: 0 };
+  if (v === 'awaited') return { mode: 'awaited', intervalMs: 0 };
+  const n = Number(v);
+  if (Number.isInteger(n) && n >= 1 && n <= 3_600_000) return { mode: 'interval', intervalMs: n };
+  problems.push(`BENCH_GROUP_COMMIT=${v}: expected async, awaited or a number of ms in [1, 3600000]`);
+  return { mode: 'async', intervalMs: 0 };
+}
+
+function describeGroupCommit(c: GroupCommit): string {
+  if (c.mode === 'async') return 'offsets committed after each batch, not awaited before the next fetch (one commit in flight per member)';
+  if (c.mode === 'awaited') return "offsets committed after each batch by kafkajs's auto-commit, awaited before the next batch";
+  return `offsets committed every ${c.intervalMs} ms (one commit in flight per member)`;
 }
 
 function readSettings(env: NodeJS.ProcessEnv): Settings {
@@ -139,14 +170,14 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
   const settings: Settings = {
     records: int('BENCH_RECORDS', 1_000_000, 1, 100_000_000),
     phases,
-    kafkajsProcesses: int('BENCH_KAFKAJS_PROCESSES', 1, 1, 32),
+    kafkajsProcesses: int('BENCH_KAFKAJS_PROCESSES', 2, 1, 32),
     kafkajsProducers: int('BENCH_KAFKAJS_PRODUCERS', 4, 1, 64),
     kafkajsInFlight: int('BENCH_KAFKAJS_IN_FLIGHT', 2, 1, 64),
     kafkajsBatch: int('BENCH_KAFKAJS_BATCH', 1000, 1, 100_000),
     redisPipeline: int('BENCH_REDIS_PIPELINE', 1000, 1, 100_000),
     groupMembers: int('BENCH_GROUP_MEMBERS', 3, 1, 12),
     groupConsumerProcesses: int('BENCH_GROUP_CONSUMER_PROCESSES', 1, 1, 12),
-    groupCommitIntervalMs: int('BENCH_GROUP_COMMIT_INTERVAL_MS', 0, 0, 3_600_000),
+    groupCommit: groupCommit(env.BENCH_GROUP_COMMIT, problems),
     groupPartitionsConcurrently: int('BENCH_GROUP_PARTITIONS_CONCURRENTLY', 1, 1, 64),
     halfSpeedMaxS: int('BENCH_HALF_SPEED_MAX_S', 30, 1, 86_400),
     phaseTimeoutMs: int('BENCH_PHASE_TIMEOUT_S', 900, 10, 86_400) * 1000,
@@ -428,7 +459,7 @@ async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: Grou
       },
     };
     const r = await runEndToEnd({ ...e2eOptions(c.s, c.cleanup, label, records, rate), window }, () =>
-      spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commitIntervalMs: c.s.groupCommitIntervalMs, partitionsConcurrently: c.s.groupPartitionsConcurrently }),
+      spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commit: c.s.groupCommit, partitionsConcurrently: c.s.groupPartitionsConcurrently }),
     );
     await verifyLogEnd(c.broker, topic, records);
     reportE2e('broker', r);
@@ -663,7 +694,7 @@ function printDetails(s: Settings, f: Figures): void {
         `JetStream async publishes in windows of ${E2E_CHUNK} (nats.js publish with a reply subject, PubAcks counted as Go's PublishAsync does; acks awaited per window)`,
     );
     say(
-      `  consumers: kafkajs eachBatch (maxWaitTimeInMs ${E2E_KAFKA_MAX_WAIT_MS}, ${s.groupCommitIntervalMs === 0 ? 'offsets committed after each batch' : `offsets committed at most every ${s.groupCommitIntervalMs} ms`}, ${s.groupPartitionsConcurrently} partition(s) per member at once); ioredis XREADGROUP COUNT ${E2E_CONSUMER_BATCH} BLOCK ${E2E_REDIS_BLOCK_MS} + XACK per batch; ` +
+      `  consumers: kafkajs eachBatch (maxWaitTimeInMs ${E2E_KAFKA_MAX_WAIT_MS}, ${describeGroupCommit(s.groupCommit)}, ${s.groupPartitionsConcurrently} partition(s) per member at once); ioredis XREADGROUP COUNT ${E2E_CONSUMER_BATCH} BLOCK ${E2E_REDIS_BLOCK_MS} + XACK per batch; ` +
         `nats.js fetch of ${E2E_CONSUMER_BATCH} (expires ${E2E_JETSTREAM_EXPIRES_MS} ms) from one durable pull consumer, explicit acks after each batch; Spillway topics have ${E2E_PARTITIONS} partitions`,
     );
     say(`  latency = time a record reached the consumer's handler - time it was handed to the producing client (stamped in the record); e2e rate = records / (first send -> last record consumed)`);

@@ -20,7 +20,8 @@
  *
  * "RSS flat whatever the backlog" is checked against the same one-process drainer draining a
  * backlog ten times smaller (phase rss): its peak RSS is the reference. Alongside: peak V8 heap
- * in use (the drainer's /metrics), peak jobs pending in BullMQ (the window), Redis commands per
+ * in use (the drainer's /metrics), peak jobs pending in BullMQ (the window; a job carries up to 50
+ * orders, see drainer/src/pump.ts), Redis commands per
  * delivery (INFO commandstats), and CPU seconds of every process per 1,000 deliveries, which on
  * a shared machine says more than deliveries/s (the "CPU-bound ceiling" divides the machine's
  * cores by the whole pipeline's CPU per delivery).
@@ -602,7 +603,7 @@ async function main(): Promise<void> {
       // Enough for the fastest rate's warm-up and window with room to spare, so it never runs dry.
       const backlog = Math.ceil(Math.max(...RATES) * (ACCURACY_S + WARMUP_S + 15));
       await fill(topic, backlog);
-      console.log('rate accuracy (one drainer, default burst 20, unlimited simulator):');
+      console.log('rate accuracy (one drainer, default burst max(20, 10% of the rate), unlimited simulator):');
       for (const rate of RATES) acc.push(await accuracyRun(s, topic, backlog, rate));
     }
   } finally {

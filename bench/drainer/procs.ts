@@ -60,9 +60,13 @@ export type DrainerProcess = SpillwayProcess & {
   cpuAtReady: number;
 };
 
+/** Node flags of the bench's drainers: BENCH_DRAINER_NODE_FLAGS, default the V8 heap limit the stack runs the drainer with. */
+export const DRAINER_NODE_FLAGS = process.env.BENCH_DRAINER_NODE_FLAGS ?? '--max-old-space-size=512';
+
 export async function startDrainer(opts: { config: string; redisUrl: string; kafkaBrokers: string; cpuProfDir?: string }): Promise<DrainerProcess> {
   // --cpu-prof is not allowed in NODE_OPTIONS: it goes on the node command line.
-  const nodeFlags: string[] = [];
+  // As `spillway up` and docker-compose run it (see DRAINER_NODE_FLAGS).
+  const nodeFlags: string[] = DRAINER_NODE_FLAGS.split(/\s+/).filter((f) => f !== '');
   if (opts.cpuProfDir !== undefined) {
     fs.mkdirSync(opts.cpuProfDir, { recursive: true });
     nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);

@@ -26,6 +26,12 @@ import { RespClient, RespError } from './resp.ts';
 import type { E2eSetup } from './e2e.ts';
 
 export const E2E_PARTITIONS = 12;
+
+/** How the kafkajs members commit offsets (group-worker.ts); intervalMs is used by 'interval' only. */
+export interface GroupCommit {
+  mode: 'async' | 'awaited' | 'interval';
+  intervalMs: number;
+}
 export const E2E_CHUNK = 1000;
 /** Consumer batch sizes: XREADGROUP COUNT, JetStream fetch max_messages. */
 export const E2E_CONSUMER_BATCH = 1000;
@@ -35,7 +41,7 @@ export const E2E_REDIS_BLOCK_MS = 100;
 /** JetStream pull expiry (the client's minimum); a pull returns early once its batch is full. */
 export const E2E_JETSTREAM_EXPIRES_MS = 1000;
 
-export async function spillwaySetup(o: { kcat: string; bootstrap: string; metricsPort: number; brokerPid: number; topic: string; timeoutMs: number; cleanup: Cleanup; commitIntervalMs: number; partitionsConcurrently: number }): Promise<E2eSetup> {
+export async function spillwaySetup(o: { kcat: string; bootstrap: string; metricsPort: number; brokerPid: number; topic: string; timeoutMs: number; cleanup: Cleanup; commit: GroupCommit; partitionsConcurrently: number }): Promise<E2eSetup> {
   await createTopics(o.bootstrap, [o.topic], E2E_PARTITIONS);
   const metadataRequests = async () => sumOf(await scrape(o.metricsPort), 'spillway_broker_request_duration_seconds_count', { api: 'Metadata' });
   const before = await metadataRequests();
@@ -55,7 +61,7 @@ export async function spillwaySetup(o: { kcat: string; bootstrap: string; metric
   const line = RECORD_BYTES + 1;
   let finished = false;
   return {
-    task: { system: 'kafka', kafka: { bootstrap: o.bootstrap, topic: o.topic, groupId: o.topic, maxWaitMs: E2E_KAFKA_MAX_WAIT_MS, commitIntervalMs: o.commitIntervalMs, partitionsConcurrently: o.partitionsConcurrently } },
+    task: { system: 'kafka', kafka: { bootstrap: o.bootstrap, topic: o.topic, groupId: o.topic, maxWaitMs: E2E_KAFKA_MAX_WAIT_MS, commit: o.commit.mode, commitIntervalMs: o.commit.intervalMs, partitionsConcurrently: o.partitionsConcurrently } },
     serverPid: o.brokerPid,
     maxChunk: E2E_CHUNK,
     partitions: E2E_PARTITIONS,

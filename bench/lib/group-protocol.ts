@@ -9,7 +9,7 @@ export const groupTask = z.object({
   system: z.enum(['kafka', 'redis', 'jetstream']),
   members: z.array(z.string()).min(1),
   records: z.number().int().positive(),
-  kafka: z.object({ bootstrap: z.string(), topic: z.string(), groupId: z.string(), maxWaitMs: z.number().int().positive(), commitIntervalMs: z.number().int().min(0), partitionsConcurrently: z.number().int().positive().default(1) }).optional(),
+  kafka: z.object({ bootstrap: z.string(), topic: z.string(), groupId: z.string(), maxWaitMs: z.number().int().positive(), commit: z.enum(['async', 'awaited', 'interval']), commitIntervalMs: z.number().int().min(0), partitionsConcurrently: z.number().int().positive().default(1) }).optional(),
   redis: z.object({ port: z.number().int().positive(), key: z.string(), group: z.string(), count: z.number().int().positive(), blockMs: z.number().int().positive() }).optional(),
   jetstream: z.object({ port: z.number().int().positive(), stream: z.string(), durable: z.string(), batch: z.number().int().positive(), expiresMs: z.number().int().min(1000) }).optional(),
 });

@@ -1,9 +1,11 @@
 /**
  * One consumer process of an end-to-end phase (entry point, spawned by group-fleet.ts). It hosts
  * one or more members of a consumer group of one system, all with the same shape of work:
- * - kafka: kafkajs consumers in one group, eachBatch, auto-resolve and auto-commit, from the
- *   beginning of a fresh topic; offsets are committed after every batch (kafkajs's default, the
- *   counterpart of XACK/ack per batch) or, with commitIntervalMs, by hand on that timer;
+ * - kafka: kafkajs consumers in one group, eachBatch with auto-resolve, from the beginning of a
+ *   fresh topic; offsets committed per the task's commit policy: 'async' after every batch
+ *   without awaiting the answer before the next fetch (the counterpart of the XACK/acks of the
+ *   other systems, which are not awaited either), 'awaited' by kafkajs's auto-commit after every
+ *   batch, answer awaited, or 'interval' by hand on a timer;
  * - redis: XREADGROUP COUNT n BLOCK ms over one ioredis connection per member, each batch's
  *   XACK pipelined ahead of the next XREADGROUP (ids are acked once the batch is processed);
  * - jetstream: pull fetches of n messages from one durable consumer (explicit acks), every
@@ -98,6 +100,9 @@ async function startKafka(task: GroupTask, tally: Tally): Promise<Members> {
   const kafka = new Kafka({ clientId: 'spillway-bench-group', brokers: [k.bootstrap], logLevel: logLevel.ERROR });
   const consumers: Consumer[] = [];
   const timers: NodeJS.Timeout[] = [];
+  /** Each member's commit in flight (hand-committing policies), awaited before disconnecting. */
+  const commits: (() => Promise<void>)[] = [];
+  let stopping = false;
   for (const member of task.members) {
     // maxWaitTimeInMs only bounds an idle long poll: the broker answers as soon as data arrives (minBytes 1).
     // heartbeatInterval as the drainer has it (kafkajs's default is 3 s): members learn of the
@@ -108,36 +113,51 @@ async function startKafka(task: GroupTask, tally: Tally): Promise<Members> {
     });
     await consumer.connect();
     await consumer.subscribe({ topic: k.topic, fromBeginning: true });
-    // kafkajs's eachBatch auto-commit commits after every batch whatever autoCommitInterval says,
-    // so a commit interval means committing by hand on a timer (as the drainer does).
-    const byInterval = k.commitIntervalMs > 0;
+    // kafkajs's eachBatch auto-commit (commit 'awaited') commits after every batch and awaits the
+    // answer before the member handles its next batch or fetches again. The other policies commit
+    // by hand, as the drainer does, without holding up consumption: 'async' after every batch
+    // (Java's commitAsync), 'interval' on a timer. Either way a member has at most one commit in
+    // flight; offsets of batches handled meanwhile go in the next one, and every commit is still
+    // durable (fsync'd) before the broker answers it.
     const pending = new Map<number, string>();
-    if (byInterval) {
-      timers.push(
-        setInterval(() => {
-          if (pending.size === 0) return;
-          const offsets = [...pending].map(([partition, offset]) => ({ topic: k.topic, partition, offset }));
-          pending.clear();
-          consumer.commitOffsets(offsets).catch((err: unknown) => fail(err));
-        }, k.commitIntervalMs),
+    let inFlight: Promise<void> | null = null;
+    const commitPending = (): void => {
+      if (inFlight !== null || pending.size === 0 || stopping) return;
+      const offsets = [...pending].map(([partition, offset]) => ({ topic: k.topic, partition, offset }));
+      pending.clear();
+      inFlight = consumer.commitOffsets(offsets).then(
+        () => {
+          inFlight = null;
+          commitPending();
+        },
+        (err: unknown) => {
+          if (!stopping) fail(err);
+        },
       );
-    }
+    };
+    commits.push(() => inFlight ?? Promise.resolve());
+    if (k.commit === 'interval') timers.push(setInterval(commitPending, k.commitIntervalMs));
     await consumer.run({
-      autoCommit: !byInterval,
+      autoCommit: k.commit === 'awaited',
       // Batches of this many of the member's partitions are handled at once, so one batch's commit does not hold up the others.
       partitionsConsumedConcurrently: k.partitionsConcurrently,
       eachBatch: async ({ batch }: EachBatchPayload) => {
         const at = nowUs();
         for (const m of batch.messages) tally.record(m.value, at, Number(m.timestamp));
         tally.delivery(member, at, batch.messages.length);
-        if (byInterval && batch.messages.length > 0) pending.set(batch.partition, String(Number(batch.lastOffset()) + 1));
+        if (k.commit !== 'awaited' && batch.messages.length > 0) {
+          pending.set(batch.partition, String(Number(batch.lastOffset()) + 1));
+          if (k.commit === 'async') commitPending();
+        }
       },
     });
     consumers.push(consumer);
   }
   return {
     stop: async () => {
+      stopping = true;
       for (const t of timers) clearInterval(t);
+      await Promise.all(commits.map((c) => c().catch(() => undefined)));
       await Promise.all(consumers.map((c) => c.disconnect()));
     },
   };

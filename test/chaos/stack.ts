@@ -210,28 +210,9 @@ export class ChaosStack {
   async fillDisk(): Promise<{ file: string; bytes: number }> {
     const file = path.join(this.brokerDir, 'chaos-filler');
     const fh = await fs.promises.open(file, 'w');
-    const chunk = Buffer.alloc(1024 * 1024, 0x5a);
-    let bytes = 0;
-    try {
-      for (;;) {
-        const { bytesWritten } = await fh.write(chunk, 0, chunk.length);
-        bytes += bytesWritten;
-        if (bytesWritten < chunk.length) break;
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    }
-    // The last partial pages too (tmpfs may take a few KiB more).
-    const small = Buffer.alloc(4096, 0x5a);
-    try {
-      for (;;) {
-        const { bytesWritten } = await fh.write(small, 0, small.length);
-        bytes += bytesWritten;
-        if (bytesWritten < small.length) break;
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    }
+    // Megabytes first, then the last partial pages (tmpfs may take a few KiB more).
+    let bytes = await writeUntilFull(fh, 1024 * 1024);
+    bytes += await writeUntilFull(fh, 4096);
     await fh.close();
     return { file, bytes };
   }
@@ -305,4 +286,20 @@ export class ChaosStack {
     fs.rmSync(this.root, { recursive: true, force: true });
     if (this.drainerConfig !== '') fs.rmSync(path.dirname(this.drainerConfig), { recursive: true, force: true });
   }
+}
+
+/** Appends `chunkBytes` blocks to `fh` until the file system is full (ENOSPC or a short write); returns the bytes written. */
+async function writeUntilFull(fh: fs.promises.FileHandle, chunkBytes: number): Promise<number> {
+  const chunk = Buffer.alloc(chunkBytes, 0x5a);
+  let bytes = 0;
+  try {
+    for (;;) {
+      const { bytesWritten } = await fh.write(chunk, 0, chunk.length);
+      bytes += bytesWritten;
+      if (bytesWritten < chunk.length) break;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  }
+  return bytes;
 }
