@@ -60,6 +60,7 @@ const PHASES = new Set((process.env.BENCH_PHASES ?? 'throughput,accuracy').split
 const CONCURRENCY = intEnv('BENCH_DRAINER_CONCURRENCY', 128);
 const BARE_IN_FLIGHT = intEnv('BENCH_BARE_IN_FLIGHT', 64);
 const PROFILE = process.env.BENCH_PROFILE === '1';
+const TRACE_QUEUE = process.env.BENCH_TRACE_QUEUE === '1';
 
 const PARTITIONS = 12;
 const UNLIMITED = { rate: 1_000_000, burst: 100_000 };
@@ -340,7 +341,7 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
     throw err;
   });
   const rss = new RssSampler(d.pid).start();
-  const heap = new HeapSampler(d.metricsPort).start();
+  const heap = new HeapSampler(d.metricsPort, TRACE_QUEUE ? 250 : 1000).start();
   const redisRss = new RssSampler(s.redisProc.proc.pid ?? 0).start();
   let heapPeakMb = Number.NaN;
   let limiter: Record<string, string> = {};
@@ -349,6 +350,29 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
   let accuracy: RateAccuracy | null = null;
   let rssFig: RssFigures | undefined;
   let redisFig: RssFigures | undefined;
+  // BENCH_TRACE_QUEUE=1: sample the queue every 50 ms, to tell a window that ran dry (no job
+  // waiting) from a limiter or worker that fell behind (jobs waiting) in a slow second.
+  const trace = new Map<number, { waitMin: number; waitMax: number; activeMin: number; activeMax: number }>();
+  // The drainer's own count of deliveries per second (its rate controller's input).
+  const counted = new Map<number, number>();
+  if (TRACE_QUEUE) {
+    await s.redis.config('SET', 'slowlog-log-slower-than', '2000');
+    await s.redis.slowlog('RESET');
+  }
+  const traceTimer = TRACE_QUEUE
+    ? setInterval(() => {
+        const q = `spw:bull:deliver-${name}`;
+        const sec = Math.floor(Date.now() / 1000);
+        void Promise.all([s.redis.llen(`${q}:wait`), s.redis.llen(`${q}:active`), s.redis.get(`spw:downstream:${name}:delivered:${sec - 1}`)])
+          .then(([w, a, c]) => {
+            counted.set(sec - 1, Number(c ?? 0));
+            const t = trace.get(sec);
+            if (!t) trace.set(sec, { waitMin: w, waitMax: w, activeMin: a, activeMax: a });
+            else Object.assign(t, { waitMin: Math.min(t.waitMin, w), waitMax: Math.max(t.waitMax, w), activeMin: Math.min(t.activeMin, a), activeMax: Math.max(t.activeMax, a) });
+          })
+          .catch(() => undefined);
+      }, 50)
+    : undefined;
   try {
     await waitFor(() => poller.buckets.size > 0, { timeoutMs: 120_000, what: `first delivery at ${rate}/s` });
     const first = Math.min(...poller.buckets.keys());
@@ -364,6 +388,11 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
     [limiter, boost] = await Promise.all([s.redis.hgetall(`spw:bull:deliver-${name}:meta`), s.redis.hgetall(`spw:downstream:${name}:rate-boost`)]);
     for (let sec = first; sec < from; sec++) warmup.push(poller.buckets.get(sec) ?? 0);
   } finally {
+    if (traceTimer) {
+      clearInterval(traceTimer);
+      const slow = (await s.redis.slowlog('GET', 100)) as [number, number, number, string[]][];
+      for (const [, at, us, args] of slow.reverse()) console.log(`         redis slow: ${new Date(at * 1000).toISOString().slice(11, 19)} ${(us / 1000).toFixed(1)} ms ${args.slice(0, 3).join(' ').slice(0, 80)}`);
+    }
     poller.stop();
     rssFig = rss.stop();
     heapPeakMb = heap.stop();
@@ -401,6 +430,11 @@ async function accuracyRun(s: Stack, topic: string, backlog: number, rate: numbe
       `  ${String(rate).padStart(5)}/s  mean ${a.mean.toFixed(1)} (${pct(a.meanError)}), max ${a.max} (${pct(a.maxError)}), min ${a.min}, worst ${a.worst} (${pct(a.worstError)}), ledger max/s ${run.ledgerMaxPerSecond}, RSS ${fmt(rssFig.startMb)}→${fmt(rssFig.peakMb)} MB (heap peak ${fmt(heapPeakMb)} MB), redis ${fmt(redisFig.startMb)}→${fmt(redisFig.peakMb)} MB`,
     );
     console.log(`         per second: [warm-up ${run.warmup.join(' ')}] ${a.counts.join(' ')}`);
+    if (TRACE_QUEUE) {
+      for (const [sec, t] of [...trace].sort((x, y) => x[0] - y[0])) {
+        console.log(`         ${new Date(sec * 1000).toISOString().slice(11, 19)} delivered ${poller.buckets.get(sec) ?? 0} (drainer counted ${counted.get(sec) ?? '?'}), jobs waiting ${t.waitMin}–${t.waitMax}, active ${t.activeMin}–${t.activeMax}, event-loop delay max ${fmt(heap.lagMaxBySecond.get(sec) ?? Number.NaN, 1)} ms`);
+      }
+    }
     console.log(
       `         limiter at the end: max ${run.limiter.max ?? '?'} per ${run.limiter.duration ?? '?'} ms, boost ${Number(run.boost.boost ?? Number.NaN).toFixed(3)}; drainer event-loop delay p99 (median of samples) ${fmt(run.lagP99Ms, 1)} ms`,
     );

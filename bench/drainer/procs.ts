@@ -215,6 +215,8 @@ export class HeapSampler {
   peakBytes = 0;
   /** Event-loop delay p99 (ms) per sample: how late the process ran (a shared, loaded machine shows here). */
   readonly lagP99Ms: number[] = [];
+  /** Longest event-loop delay (ms) seen per epoch second (prom-client resets it on every scrape). */
+  readonly lagMaxBySecond = new Map<number, number>();
 
   constructor(
     private readonly metricsPort: number,
@@ -236,6 +238,11 @@ export class HeapSampler {
       if (m) this.peakBytes = Math.max(this.peakBytes, Number(m[1]));
       const lag = /^spillway_drainer_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text);
       if (lag) this.lagP99Ms.push(Number(lag[1]) * 1000);
+      const max = /^spillway_drainer_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+      if (max) {
+        const sec = Math.floor(Date.now() / 1000);
+        this.lagMaxBySecond.set(sec, Math.max(this.lagMaxBySecond.get(sec) ?? 0, Number(max[1]) * 1000));
+      }
     } catch {
       // stopping, or too busy to answer: the next sample counts
     } finally {

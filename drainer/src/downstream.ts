@@ -10,6 +10,7 @@ import type { Logger } from '../../lib/src/logger.ts';
 import { keys } from '../../lib/src/redis-keys.ts';
 import { DELIVERED_HERE, DeliveryWrites, type Delivered } from './batch.ts';
 import { CircuitBreaker } from './breaker.ts';
+import { LimitedWorker } from './limited-worker.ts';
 import { burstOf, type DownstreamConfig } from './config.ts';
 import type { DeliveryClient } from './delivery.ts';
 import type { LogClient } from './log-client.ts';
@@ -123,7 +124,7 @@ export class Downstream {
     // Its own connection: the worker's fetches and completions do not queue behind the pump's job inserts.
     this.workerConnection = this.d.bullConnection.duplicate();
     this.workerConnection.on('error', (err: Error) => this.d.log.warn({ err: err.message, downstream: this.name }, 'redis error (worker)'));
-    this.worker = new Worker(`deliver-${this.name}`, (job: Job<DeliveryJob>, token?: string) => this.process(job, token), {
+    this.worker = new LimitedWorker(`deliver-${this.name}`, (job: Job<DeliveryJob>, token?: string) => this.process(job, token), {
       connection: this.workerConnection,
       prefix: 'spw:bull',
       concurrency: this.jobConcurrency(),
