@@ -79,8 +79,8 @@ export class Downstream {
   private readonly breaker = new CircuitBreaker();
   private applied = '';
   private stopping = false;
-  /** The limiter plan in force (null while paused) and the limiter this process last wrote. */
-  private plan: LimiterPlan | null = null;
+  /** What pacing steers (null while paused), and the limiter this process last wrote. */
+  private pacing: Pacing | null = null;
   private written: Limiter | null = null;
   state: RateState;
   private readonly name: string;
@@ -162,7 +162,7 @@ export class Downstream {
       await this.publishBacklog();
     });
     every(500, () => this.redrive());
-    every(DITHER_SLOT_MS / 5, () => this.dither());
+    every(PACE_SLOT_MS, () => this.pace());
     await this.pump.start();
     this.d.log.info({ downstream: this.name, url: c.url, topic: c.topic, group: this.groupId, rate: c.rate }, 'draining');
   }
@@ -202,34 +202,45 @@ export class Downstream {
     const b = this.batch;
     const boost = paused ? 1 : await this.adjustBoost(effectiveRate, burst, b, boostState, now);
     const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}x${boost.toFixed(4)}x${b}`;
-    // BullMQ's limiter counts jobs: the plan is in jobs of b orders (a worker splits bigger ones).
-    const plan = limiterPlan(effectiveRate / b, burst / b, boost);
-    this.plan = paused ? null : plan;
-    const limiter = limiterAt(plan, Date.now());
+    // BullMQ's limiter counts jobs: pacing plans in jobs of b orders (a worker splits bigger ones).
+    const pacing = paused ? null : { rate: effectiveRate, burst, batch: b, boost };
+    this.pacing = pacing;
     // The queue's own state in Redis must match too: after Redis loses data it holds no limit
-    // (BullMQ would then deliver unlimited) and no pause, whatever was applied before.
-    const matches = (l: Limiter) => meta.max === l.max && meta.duration === l.duration;
-    const inSync = paused ? meta.paused === true : meta.paused !== true && (matches(plan.lo) || matches(plan.hi));
+    // (BullMQ would then deliver unlimited) and no pause, whatever was applied before. (Pacing
+    // writes a different limiter every few slots: any limit counts as in sync.)
+    const limited = typeof meta.max === 'number' && meta.max > 0 && typeof meta.duration === 'number' && meta.duration > 0;
+    const inSync = paused ? meta.paused === true : meta.paused !== true && limited;
     if (key === this.applied && inSync) return;
-    if (paused) {
+    let limiter: Limiter | null = null;
+    if (pacing === null) {
       await this.queue.pause();
     } else {
+      // The limiter of a second on track; the pacer steers it from its next slot on.
+      limiter = paceLimiter(pacing, 0, 0);
       await this.queue.setGlobalRateLimit(limiter.max, limiter.duration);
       this.written = limiter;
       if (meta.paused === true) await this.queue.resume();
     }
     const onlyBoost = !paused && this.applied.split('x')[0] === key.split('x')[0] && key !== this.applied;
-    const fields = { downstream: this.name, paused, effectiveRate, window: ws.window, manualPause, override, aimdFactor: factor, boost, limiter: plan, ...(key === this.applied ? { reapplied: true } : {}) };
+    const fields = { downstream: this.name, paused, effectiveRate, window: ws.window, manualPause, override, aimdFactor: factor, boost, limiter, ...(key === this.applied ? { reapplied: true } : {}) };
     if (onlyBoost) this.d.log.debug(fields, 'limiter boost adjusted');
     else this.d.log.info(fields, key === this.applied ? 'delivery rate re-applied (queue state in Redis differed)' : 'delivery rate applied');
     this.applied = key;
   }
 
-  /** Writes the plan's limiter for the current time slot when it changes (every process writes the same one). */
-  private async dither(): Promise<void> {
-    const plan = this.plan;
-    if (plan === null || plan.f === 0) return;
-    const l = limiterAt(plan, Date.now());
+  /**
+   * Second-aligned pacing (every PACE_SLOT_MS, in every process): reads the deliveries counted so
+   * far in this wall-clock second and writes the limiter that ends the second at the rate (see
+   * paceLimiter). A second that lost time (a slow Redis call, a late timer, a window that ran
+   * dry) catches up within itself, up to the burst; one that ran ahead slows down.
+   */
+  private async pace(): Promise<void> {
+    const p = this.pacing;
+    if (p === null) return;
+    const sec = Math.floor(Date.now() / 1000);
+    const count = Number((await this.d.redis.get(controlKeys.delivered(this.name, sec))) ?? 0);
+    if (this.pacing !== p) return; // the rate changed meanwhile: the next slot paces for it
+    const l = paceLimiter(p, count, Date.now() - sec * 1000);
     if (this.written !== null && this.written.max === l.max && this.written.duration === l.duration) return;
     this.written = l;
     await this.queue.setGlobalRateLimit(l.max, l.duration);
@@ -262,7 +273,7 @@ export class Downstream {
     if ((waiting.wait ?? 0) === 0) return boost; // the window ran dry: the limiter was not the bottleneck
     const achieved = counts.reduce((n, v) => n + Number(v ?? 0), 0) / BOOST_MEASURE_S;
     // In jobs of `batch` orders, as the limiter counts.
-    const next = nextBoost(rate / batch, burst / batch, limiterPlan(rate / batch, burst / batch, boost).nominal, achieved / batch);
+    const next = nextBoost(rate / batch, burst / batch, (rate / batch) * boost, achieved / batch);
     if (next === null || Math.abs(next / boost - 1) < 0.003) return boost;
     await r.hset(controlKeys.boost(this.name), 'boost', String(next), 'rate', rateKey, 'at', String(now));
     return next;
@@ -587,54 +598,61 @@ export interface Limiter {
   duration: number;
 }
 
-export interface LimiterPlan {
-  /** The closest limiters below and above the target rate (the same one when it is exact). */
-  lo: Limiter;
-  hi: Limiter;
-  /** Share of time slots that use `hi` so the average is the target. */
-  f: number;
-  /** The average nominal rate (= rate × boost). */
-  nominal: number;
-}
+/** How often pacing reads the second's count and steers the limiter. */
+export const PACE_SLOT_MS = 50;
+/** Pacing steers only rates of at least this many limiter windows a second (below, the base limiter holds). */
+const PACE_MIN_WINDOWS = 10;
+/** Pacing never plans below this share of the rate (a second that ran ahead slows down, it does not stop). */
+const PACE_FLOOR = 0.25;
 
-const nominalOf = (l: Limiter) => (1000 * l.max) / l.duration;
+/** What pacing steers: the rate in force and its burst (orders/s), orders per job, the limiter boost. */
+export interface Pacing {
+  rate: number;
+  burst: number;
+  batch: number;
+  boost: number;
+}
 
 /**
- * BullMQ limiter (at most `max` jobs per `duration` ms, fixed windows) for `rate × boost`/s,
- * with windows of at most windowCap jobs (so no wall-clock second gains or loses a whole burst).
- * Durations are whole milliseconds, so with small windows the nearest limiters can be a few
- * percent apart (1000/s in windows of 25: 25 per 25 ms or 25 per 24 ms, 4% more): the plan
- * names the pair around the target and the share of time slots to give the upper one.
+ * The nominal rate (orders/s) for the rest of the current wall-clock second: the deliveries still
+ * missing to reach `rate` (plus half a window) this second, over the time left (at least one slot), times the boost
+ * (the limiter's gaps); at least PACE_FLOOR of the rate. paceLimiter bounds it.
  */
-export function limiterPlan(rate: number, burst: number, boost = 1): LimiterPlan {
-  const target = rate * boost;
-  const cap = windowCap(rate, burst);
-  let lo: Limiter | null = null;
-  let hi: Limiter | null = null;
-  // Larger windows first (fewer limiter round trips); a smaller one only if it is closer.
-  for (let max = cap; max >= Math.max(1, Math.ceil(cap / 2)); max--) {
-    const exact = (1000 * max) / target;
-    for (const duration of new Set([Math.max(1, Math.floor(exact)), Math.max(1, Math.ceil(exact))])) {
-      const l = { max, duration };
-      const n = nominalOf(l);
-      if (n <= target * (1 + 1e-9) && (lo === null || n > nominalOf(lo) * (1 + 1e-9))) lo = l;
-      if (n >= target * (1 - 1e-9) && (hi === null || n < nominalOf(hi) * (1 - 1e-9))) hi = l;
-    }
-  }
-  lo ??= hi ?? { max: 1, duration: 1 };
-  hi ??= lo;
-  const span = nominalOf(hi) - nominalOf(lo);
-  const f = span > 1e-9 * target ? (target - nominalOf(lo)) / span : 0;
-  return { lo, hi, f, nominal: nominalOf(lo) * (1 - f) + nominalOf(hi) * f };
+export function paceTarget(p: Pacing, countSoFar: number, elapsedMs: number): number {
+  const left = Math.max(PACE_SLOT_MS, 1000 - elapsedMs) / 1000;
+  // A second's count moves in whole windows: aiming half a window past the rate rounds to the
+  // nearest (aiming at the rate itself ends most seconds one window short).
+  const aim = p.rate + (windowCap(p.rate / p.batch, p.burst / p.batch) * p.batch) / 2;
+  const wanted = (Math.max(0, aim - countSoFar) / left) * p.boost;
+  return Math.max(p.rate * PACE_FLOOR, wanted);
 }
 
-/** Time slot length of the dithering between a plan's two limiters. */
-export const DITHER_SLOT_MS = 250;
+/**
+ * The shortest window duration (ms) for windows of `max` jobs of `batch` orders such that no
+ * second, aligned or not, can hold more than rate + burst orders: a second holds at most
+ * floor(1000 / duration) + 1 window starts, each of at most `max` jobs, whatever the gaps.
+ */
+export function shortestWindow(rate: number, burst: number, batch: number, max: number): number {
+  const allowedStarts = Math.floor((rate + burst) / (max * batch));
+  // floor(1000 / d) + 1 <= allowedStarts  <=>  1000 / d < allowedStarts  <=>  d > 1000 / allowedStarts
+  return Math.floor(1000 / Math.max(1, allowedStarts)) + 1;
+}
 
-/** The limiter of a plan for the time slot holding `nowMs` (the same in every process). */
-export function limiterAt(plan: LimiterPlan, nowMs: number): Limiter {
-  const slot = Math.floor(nowMs / DITHER_SLOT_MS);
-  return Math.floor((slot + 1) * plan.f) > Math.floor(slot * plan.f) ? plan.hi : plan.lo;
+/**
+ * The limiter (in jobs of p.batch orders) for paceTarget: windows of the largest size (every
+ * window costs a gap, see nextBoost) and the whole-millisecond duration nearest the target, at
+ * least shortestWindow (the rate + burst bound) and, when slowing down, no window reaching
+ * further past the end of the second than the base plan's would.
+ */
+export function paceLimiter(p: Pacing, countSoFar: number, elapsedMs: number): Limiter {
+  const max = windowCap(p.rate / p.batch, p.burst / p.batch);
+  const jobsPerS = (orders: number) => orders / p.batch;
+  const base = Math.max(1, Math.round((1000 * max) / jobsPerS(p.rate * p.boost)));
+  // Fewer than PACE_MIN_WINDOWS windows a second: a second's count says too little to steer by.
+  if (base > 1000 / PACE_MIN_WINDOWS) return { max, duration: Math.max(shortestWindow(p.rate, p.burst, p.batch, max), base) };
+  const wanted = Math.round((1000 * max) / jobsPerS(paceTarget(p, countSoFar, elapsedMs)));
+  const longest = Math.max(base, 1000 - elapsedMs);
+  return { max, duration: Math.max(shortestWindow(p.rate, p.burst, p.batch, max), Math.min(longest, wanted)) };
 }
 
 /**
@@ -645,8 +663,9 @@ export function limiterAt(plan: LimiterPlan, nowMs: number): Limiter {
  * over whole seconds since it was applied. Null when the measurement says nothing about the
  * limiter (far below: the window ran dry or the processes cannot keep up).
  *
- * Bound: even if the gaps vanished, no second could hold more than rate + burst: the nominal
- * rate stays at most rate + burst − windowCap per second, and one window more fits in a second.
+ * The boost stays at most (rate + burst − windowCap) / rate, so a second on track (see
+ * paceLimiter) is inside rate + burst even if the gaps vanished; pacing's own bound is
+ * shortestWindow.
  */
 export function nextBoost(rate: number, burst: number, nominal: number, achieved: number): number | null {
   if (!(rate > 0) || !(achieved > 0) || achieved < rate * 0.8) return null;

@@ -1,6 +1,7 @@
 /**
  * LimitedWorker: when the limiter window expires between BullMQ's two clock reads, the worker
- * waits 1 ms, not BullMQ's default 100 ms (the cause of the one-second rate dips). The race is
+ * waits 1 ms, not BullMQ's default 100 ms (the cause of the one-second rate dips); otherwise it
+ * wakes 1 ms before the window expires (a timer is late rather than early). The race is
  * made deterministic by giving the worker's two Date.now() reads the values either side of the
  * window's end; the sleep itself is replaced, so nothing here depends on timing.
  */
@@ -60,8 +61,11 @@ describe('LimitedWorker', () => {
     expect(upstream).toEqual([0]);
   });
 
-  it('keeps the wait BullMQ computes when time is left', async () => {
-    expect(await slept((connection) => new LimitedWorker('q3', async () => undefined, { ...opts, connection }), [25, 25])).toEqual([25]);
-    expect(await slept((connection) => new LimitedWorker('q4', async () => undefined, { ...opts, connection }), [25, 24])).toEqual([24]);
+  it('wakes 1 ms before the limiter window expires, and never sleeps less than 1 ms', async () => {
+    expect(await slept((connection) => new LimitedWorker('q3', async () => undefined, { ...opts, connection }), [25, 25])).toEqual([24]);
+    expect(await slept((connection) => new LimitedWorker('q4', async () => undefined, { ...opts, connection }), [25, 24])).toEqual([23]);
+    expect(await slept((connection) => new LimitedWorker('q5', async () => undefined, { ...opts, connection }), [2, 1])).toEqual([1]);
+    // BullMQ itself sleeps the whole remaining window.
+    expect(await slept((connection) => new Worker('q6', async () => undefined, { ...opts, connection }), [25, 25])).toEqual([25]);
   });
 });
