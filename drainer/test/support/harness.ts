@@ -140,8 +140,8 @@ export class Stack {
   private readonly drainers: DrainerProcess[] = [];
   private readonly sims: Simulator[] = [];
 
-  async start(opts: { redis?: Parameters<typeof startRedis>[0] } = {}): Promise<void> {
-    [this.redisProc, this.broker] = await Promise.all([startRedis(opts.redis), startBrokerProcess()]);
+  async start(opts: { redis?: Parameters<typeof startRedis>[0]; brokerArgs?: string[] } = {}): Promise<void> {
+    [this.redisProc, this.broker] = await Promise.all([startRedis(opts.redis), startBrokerProcess({ args: opts.brokerArgs })]);
     this.redis = new Redis(this.redisProc.url, { maxRetriesPerRequest: null });
     this.redis.on('error', () => undefined);
     this.kafka = new Kafka({ clientId: 'drainer-test', brokers: [this.broker.bootstrap], logLevel: logLevel.NOTHING });
