@@ -64,7 +64,23 @@ export class Batcher<T, R> {
     this.waiters = [];
     this.flush(items).then(
       (results) => waiters.forEach((w, i) => w.resolve(results[i])),
-      (err: unknown) => waiters.forEach((w) => w.reject(err)),
+      (err: unknown) => {
+        if (items.length === 1) {
+          waiters[0].reject(err);
+          return;
+        }
+        // One bad item (a key of the wrong type, say) must not fail everyone who shared the
+        // turn: each item is tried on its own, so only the callers whose item fails see an error.
+        // (A write script that failed part-way may have written the items before the bad one;
+        // writing them again is harmless: statuses and done marks are set, and the per-second
+        // delivery counter may count them twice once.)
+        items.forEach((item, i) => {
+          this.flush([item]).then(
+            (r) => waiters[i].resolve(r[0]),
+            (e: unknown) => waiters[i].reject(e),
+          );
+        });
+      },
     );
   }
 }

@@ -4,7 +4,7 @@
  * (persisted in Redis), and AIMD on pushback to the queue's global (fleet-wide) rate limit.
  * It publishes lag and the drain ETA to Redis (for the gateway's admission) and Prometheus.
  */
-import { DelayedError, Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, RateLimitError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../lib/src/logger.ts';
 import { keys } from '../../lib/src/redis-keys.ts';
@@ -17,6 +17,9 @@ import type { LogClient } from './log-client.ts';
 import type { DrainerMetrics } from './metrics.ts';
 import { Pump, RedisPumpStore, batchSizeFor, doneKey, jobIdFor, type DeliveryJob, type DeliveryOrder } from './pump.ts';
 import { secondsUntilOpen, windowState } from './schedule.ts';
+
+/** A job's deliveries failed (5xx, timeouts): BullMQ retries it with backoff, using an attempt. */
+class DeliveryFailed extends Error {}
 
 const controlKeys = {
   control: keys.downstreamControl,
@@ -340,6 +343,27 @@ export class Downstream {
    * failures; the job's attempts count for all its orders.
    */
   private async process(job: Job<DeliveryJob>, token?: string): Promise<string> {
+    try {
+      return await this.deliverJob(job, token);
+    } catch (err) {
+      // Failures (retried with backoff, using an attempt) and BullMQ's own signals pass through.
+      if (err instanceof DeliveryFailed || err instanceof DelayedError || err instanceof RateLimitError) throw err;
+      // Anything else (Redis refused a call, a bug) is not the downstream's doing: the job is
+      // put back without using an attempt, so it never ends as a failed job holding its orders
+      // (a failed job keeps its offsets from being committed until BullMQ removes it a day later).
+      this.d.log.warn({ downstream: this.name, jobId: job.id, err: (err as Error).message }, 'job could not be processed; it is kept for a later try');
+      this.d.metrics.deferred.inc({ downstream: this.name, reason: 'processing_error' });
+      try {
+        return await this.defer(job, token, job.data.orders);
+      } catch (deferErr) {
+        if (deferErr instanceof DelayedError) throw deferErr;
+        throw err; // could not even put it back (Redis down): BullMQ's stalled-job check will
+      }
+    }
+  }
+
+  /** One try at a job's orders (see process). */
+  private async deliverJob(job: Job<DeliveryJob>, token?: string): Promise<string> {
     const j = job.data;
     const m = this.d.metrics;
     const labels = { downstream: this.name };
@@ -421,7 +445,10 @@ export class Downstream {
       await this.d.redis.multi().zrem(controlKeys.dlqIndex(this.name), j.orders[0].orderId).hdel(controlKeys.dlqItems(this.name), j.orders[0].orderId).exec();
     }
     if (again.length === 0 && deferred.length === 0) return `delivered ${delivered} of ${orders.length}`;
-    if (deferred.length > 0) return this.defer(job, token, [...again, ...deferred]);
+    if (deferred.length > 0) {
+      m.deferred.inc({ ...labels, reason: 'dead_letter_failed' });
+      return this.defer(job, token, [...again, ...deferred]);
+    }
 
     if (pushbackMs >= 0) {
       m.deliveries.inc({ ...labels, outcome: 'pushback' }, pushbacks);
@@ -446,12 +473,15 @@ export class Downstream {
     }
     if (attempts >= (job.opts.attempts ?? 1)) {
       for (const o of again) await deadLetter(o, `retries exhausted: ${failure}`);
-      if (deferred.length > 0) return this.defer(job, token, deferred);
+      if (deferred.length > 0) {
+        m.deferred.inc({ ...labels, reason: 'dead_letter_failed' });
+        return this.defer(job, token, deferred);
+      }
       return `delivered ${delivered}, dead-lettered ${failed} of ${orders.length}`;
     }
     m.retries.inc(labels, failed);
     await job.updateData({ ...j, orders: again });
-    throw new Error(failure);
+    throw new DeliveryFailed(failure);
   }
 
   /** Puts the job back, cut to `orders`, for DEFER_MS, without counting an attempt. */

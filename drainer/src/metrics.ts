@@ -8,6 +8,7 @@ export class DrainerMetrics {
   readonly retries: client.Counter<'downstream'>;
   readonly dlq: client.Counter<'downstream'>;
   readonly redriven: client.Counter<'downstream'>;
+  readonly deferred: client.Counter<'downstream' | 'reason'>;
   readonly rateLimit: client.Gauge<'downstream'>;
   readonly windowState: client.Gauge<'downstream'>;
   readonly aimdFactor: client.Gauge<'downstream'>;
@@ -31,6 +32,12 @@ export class DrainerMetrics {
     this.retries = new client.Counter({ name: 'spillway_drainer_retries_total', help: 'Deliveries scheduled for retry after a failure', labelNames: ['downstream'], registers });
     this.dlq = new client.Counter({ name: 'spillway_drainer_dead_letters_total', help: 'Orders sent to the dead-letter topic', labelNames: ['downstream'], registers });
     this.redriven = new client.Counter({ name: 'spillway_drainer_redriven_total', help: 'Dead letters re-driven', labelNames: ['downstream'], registers });
+    this.deferred = new client.Counter({
+      name: 'spillway_drainer_jobs_deferred_total',
+      help: 'Jobs put back for a later try without using an attempt (reason: dead_letter_failed, processing_error)',
+      labelNames: ['downstream', 'reason'],
+      registers,
+    });
     this.rateLimit = new client.Gauge({ name: 'spillway_drainer_rate_limit', help: 'Deliveries per second currently permitted (fleet-wide)', labelNames: ['downstream'], registers });
     this.windowState = new client.Gauge({ name: 'spillway_drainer_window_open', help: '1 when deliveries are permitted now, 0 when paused (window or manual)', labelNames: ['downstream'], registers });
     this.aimdFactor = new client.Gauge({ name: 'spillway_drainer_aimd_factor', help: 'Share of the configured rate permitted after downstream pushback', labelNames: ['downstream'], registers });

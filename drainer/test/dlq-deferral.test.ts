@@ -1,13 +1,15 @@
 /**
- * A dead letter that cannot be written (here: the DLQ topic is gone and the broker does not
- * auto-create topics) is not lost and costs no attempt: the job is put back for a later try
- * while the orders behind it are delivered, and once the topic is back the poison orders are
- * dead-lettered, each exactly once, with the attempts they really used (1).
+ * Jobs that cannot be finished for reasons other than the downstream are put back for a later
+ * try without using an attempt, never left as failed jobs holding their orders:
+ * - a dead letter that cannot be written (here: the DLQ topic is gone and the broker does not
+ *   auto-create topics): the orders behind it are delivered, and once the topic is back the
+ *   poison orders are dead-lettered, each exactly once, with the attempts they really used (1);
+ * - an error while processing the job (here: Redis answers WRONGTYPE for one order's status).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../lib/src/redis-keys.ts';
 import { waitFor } from '../../lib/src/testing/processes.ts';
-import { Stack, makeOrders, sleep, writeDrainerConfig } from './support/harness.ts';
+import { Stack, makeOrders, metricValue, scrape, sleep, writeDrainerConfig } from './support/harness.ts';
 
 const stack = new Stack();
 const DLQ = 'deferral.dlq';
@@ -67,4 +69,38 @@ describe('dead letters while the DLQ cannot be written', () => {
       await drainer.kill('SIGTERM');
     }
   }, 240_000);
+
+  it('a job whose processing throws (Redis WRONGTYPE on an order) is kept, not failed, and delivered once the cause is gone', async () => {
+    const topic = 'deferral-error';
+    const name = 'deferral-error';
+    await stack.createTopic(topic, 2);
+    const sim = await stack.simulator({ rate: 1000, burst: 100 });
+    const orders = makeOrders(name, 30, 2);
+    const broken = orders[7];
+    // The order's status record is not a hash: the status read fails for this order's job.
+    await stack.redis.set(keys.order(broken.orderId), 'not-a-hash');
+    await stack.produce(topic, orders);
+    // Two attempts with short backoff: a job failing for good would do so within a second.
+    const config = writeDrainerConfig([{ name, url: sim.ordersUrl, topic, rate: 100, burst: 10, retry: { attempts: 2, backoffMs: 50, jitter: 0 } }]);
+    const drainer = await stack.drainer(config, { dlqTopic: DLQ });
+    try {
+      await waitFor(async () => (await sim.stats()).distinctKeys === orders.length - 1, { timeoutMs: 60_000, what: 'every other order delivered' });
+      await waitFor(() => drainer.logs.filter((l) => l.msg === 'job could not be processed; it is kept for a later try').length >= 2, { timeoutMs: 30_000, what: 'the job put back twice' });
+      // Past both attempts and their backoff: still not failed, still held.
+      expect(await stack.redis.zcard(`spw:bull:deliver-${name}:failed`)).toBe(0);
+      expect((await sim.stats(true)).keys).not.toContain(broken.orderId);
+      const m = await scrape(drainer.metricsUrl);
+      expect(metricValue(m, 'spillway_drainer_jobs_deferred_total', { downstream: name, reason: 'processing_error' })).toBeGreaterThanOrEqual(2);
+
+      // The cause is gone: the next try delivers it, and the partitions move on.
+      await stack.redis.del(keys.order(broken.orderId));
+      await waitFor(async () => (await sim.stats()).distinctKeys === orders.length, { timeoutMs: 30_000, what: 'the kept order delivered' });
+      expect(await stack.redis.hget(keys.order(broken.orderId), 'status')).toBe('delivered');
+      expect(await stack.redis.zcard(`spw:bull:deliver-${name}:failed`)).toBe(0);
+      expect(await stack.redis.zcard(keys.dlqIndex(name))).toBe(0);
+      await waitFor(async () => (await stack.redis.hget(keys.backlog(name), 'backlog')) === '0', { timeoutMs: 30_000, what: 'backlog 0' });
+    } finally {
+      await drainer.kill('SIGTERM');
+    }
+  }, 180_000);
 });

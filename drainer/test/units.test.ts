@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Aimd, CircuitBreaker } from '../src/breaker.ts';
 import { classify, classifyError, parseRetryAfter } from '../src/classify.ts';
 import { downstreamSchema, loadDownstreams } from '../src/config.ts';
+import { Batcher } from '../src/batch.ts';
 import { PACE_SLOT_MS, nextBoost, paceLimiter, paceTarget, shortestWindow, windowCap, type Pacing } from '../src/downstream.ts';
 import { batchSizeFor, jobIdFor, toJobs, toOrder } from '../src/pump.ts';
 import { inWindow, localMinutes, secondsUntilOpen, windowState } from '../src/schedule.ts';
@@ -282,5 +283,32 @@ describe('downstreams file', () => {
     expect(err).toBeInstanceOf(ConfigError);
     const text = (err as ConfigError).problems.join('\n');
     for (const field of ['name', 'url', 'rate', 'windows.0.from']) expect(text).toContain(field);
+  });
+});
+
+describe('Batcher', () => {
+  it('sends the items of one event-loop turn in one flush, each caller getting its own result', async () => {
+    const flushes: string[][] = [];
+    const b = new Batcher<string, string>(async (items) => {
+      flushes.push(items);
+      return items.map((i) => i.toUpperCase());
+    });
+    const [x, ys] = await Promise.all([b.add('a'), b.addAll(['b', 'c'])]);
+    expect([x, ys]).toEqual(['A', ['B', 'C']]);
+    expect(flushes).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('a failing item fails only its own caller: the turn is retried item by item', async () => {
+    const flushes: string[][] = [];
+    const b = new Batcher<string, string>(async (items) => {
+      flushes.push(items);
+      if (items.includes('bad')) throw new Error('WRONGTYPE');
+      return items.map((i) => i.toUpperCase());
+    });
+    const results = await Promise.allSettled([b.add('a'), b.addAll(['bad', 'b']), b.add('c')]);
+    expect(results[0]).toEqual({ status: 'fulfilled', value: 'A' });
+    expect(results[1]).toMatchObject({ status: 'rejected', reason: new Error('WRONGTYPE') });
+    expect(results[2]).toEqual({ status: 'fulfilled', value: 'C' });
+    expect(flushes).toEqual([['a', 'bad', 'b', 'c'], ['a'], ['bad'], ['b'], ['c']]);
   });
 });
