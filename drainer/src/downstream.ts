@@ -352,12 +352,13 @@ export class Downstream {
       // put back without using an attempt, so it never ends as a failed job holding its orders
       // (a failed job keeps its offsets from being committed until BullMQ removes it a day later).
       this.d.log.warn({ downstream: this.name, jobId: job.id, err: (err as Error).message }, 'job could not be processed; it is kept for a later try');
-      this.d.metrics.deferred.inc({ downstream: this.name, reason: 'processing_error' });
       try {
-        return await this.defer(job, token, job.data.orders);
+        return await this.defer(job, token, job.data.orders, 'processing_error');
       } catch (deferErr) {
         if (deferErr instanceof DelayedError) throw deferErr;
-        throw err; // could not even put it back (Redis down): BullMQ's stalled-job check will
+        // Could not even put it back (Redis down): once its lock expires, BullMQ's stalled-job
+        // check returns it to the window.
+        throw err;
       }
     }
   }
@@ -445,10 +446,7 @@ export class Downstream {
       await this.d.redis.multi().zrem(controlKeys.dlqIndex(this.name), j.orders[0].orderId).hdel(controlKeys.dlqItems(this.name), j.orders[0].orderId).exec();
     }
     if (again.length === 0 && deferred.length === 0) return `delivered ${delivered} of ${orders.length}`;
-    if (deferred.length > 0) {
-      m.deferred.inc({ ...labels, reason: 'dead_letter_failed' });
-      return this.defer(job, token, [...again, ...deferred]);
-    }
+    if (deferred.length > 0) return this.defer(job, token, [...again, ...deferred], 'dead_letter_failed');
 
     if (pushbackMs >= 0) {
       m.deliveries.inc({ ...labels, outcome: 'pushback' }, pushbacks);
@@ -473,10 +471,7 @@ export class Downstream {
     }
     if (attempts >= (job.opts.attempts ?? 1)) {
       for (const o of again) await deadLetter(o, `retries exhausted: ${failure}`);
-      if (deferred.length > 0) {
-        m.deferred.inc({ ...labels, reason: 'dead_letter_failed' });
-        return this.defer(job, token, deferred);
-      }
+      if (deferred.length > 0) return this.defer(job, token, deferred, 'dead_letter_failed');
       return `delivered ${delivered}, dead-lettered ${failed} of ${orders.length}`;
     }
     m.retries.inc(labels, failed);
@@ -484,8 +479,9 @@ export class Downstream {
     throw new DeliveryFailed(failure);
   }
 
-  /** Puts the job back, cut to `orders`, for DEFER_MS, without counting an attempt. */
-  private async defer(job: Job<DeliveryJob>, token: string | undefined, orders: DeliveryOrder[]): Promise<never> {
+  /** Puts the job back, cut to `orders`, for DEFER_MS, without counting an attempt (counted in the deferred metric). */
+  private async defer(job: Job<DeliveryJob>, token: string | undefined, orders: DeliveryOrder[], reason: 'dead_letter_failed' | 'processing_error'): Promise<never> {
+    this.d.metrics.deferred.inc({ downstream: this.name, reason });
     await job.updateData({ ...job.data, orders: [...orders].sort((a, b) => a.offset - b.offset) });
     await job.moveToDelayed(Date.now() + DEFER_MS, token);
     throw new DelayedError();
@@ -677,12 +673,13 @@ export function shortestWindow(rate: number, burst: number, batch: number, max: 
 export function paceLimiter(p: Pacing, countSoFar: number, elapsedMs: number): Limiter {
   const max = windowCap(p.rate / p.batch, p.burst / p.batch);
   const jobsPerS = (orders: number) => orders / p.batch;
+  const shortest = shortestWindow(p.rate, p.burst, p.batch, max);
   const base = Math.max(1, Math.round((1000 * max) / jobsPerS(p.rate * p.boost)));
   // Fewer than PACE_MIN_WINDOWS windows a second: a second's count says too little to steer by.
-  if (base > 1000 / PACE_MIN_WINDOWS) return { max, duration: Math.max(shortestWindow(p.rate, p.burst, p.batch, max), base) };
+  if (base > 1000 / PACE_MIN_WINDOWS) return { max, duration: Math.max(shortest, base) };
   const wanted = Math.round((1000 * max) / jobsPerS(paceTarget(p, countSoFar, elapsedMs)));
   const longest = Math.max(base, 1000 - elapsedMs);
-  return { max, duration: Math.max(shortestWindow(p.rate, p.burst, p.batch, max), Math.min(longest, wanted)) };
+  return { max, duration: Math.max(shortest, Math.min(longest, wanted)) };
 }
 
 /**

@@ -71,8 +71,13 @@ export function rangesKey(downstream: string, topic: string, partition: number):
   return `spw:ranges:${downstream}:${topic}:${partition}`;
 }
 
+/** What every job id of a partition starts with. */
+function jobIdPrefix(topic: string, partition: number): string {
+  return `${topic}:${partition}:`;
+}
+
 export function jobIdFor(topic: string, partition: number, firstOffset: number): string {
-  return `${topic}:${partition}:${firstOffset}`;
+  return `${jobIdPrefix(topic, partition)}${firstOffset}`;
 }
 
 /** The order inside a record: its id (the Idempotency-Key downstream) or a stable stand-in. */
@@ -158,7 +163,7 @@ export class RedisPumpStore implements PumpStore {
   }
 
   async state(partition: number, lo: number, hi: number): Promise<OffsetsState> {
-    const prefix = this.jobKey(jobIdFor(this.topic, partition, 0)).slice(0, -1);
+    const prefix = this.jobKey(jobIdPrefix(this.topic, partition));
     const [done, flat] = await this.r.spwOffsetsState(2, doneKey(this.downstream, this.topic, partition), rangesKey(this.downstream, this.topic, partition), prefix, lo, hi, MAX_BATCH);
     const ranges: OffsetsState['ranges'] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) ranges.push({ first: Number(flat[i]), last: Number(flat[i + 1]), exists: Number(flat[i + 2]) === 1 });
