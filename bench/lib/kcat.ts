@@ -161,17 +161,49 @@ export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic
   }
 }
 
-/** Checks (then deletes) a kcat output file: every record index exactly once, whole lines only. */
-export function verifyReadBack(file: string, expected: number): { bytes: number; check: ReadBackSummary; trailingBytes: number } {
+/**
+ * The read-back with one kcat process per partition (-p P -e), all started at once and timed
+ * from the first spawn to the last exit. One kcat is a pipeline of two threads (librdkafka's
+ * broker thread parses fetch answers, the main thread writes the records out) whose hand-over
+ * limits it near 1M records/s here with the broker mostly idle; several readers, one per
+ * partition as a consumer group would spread them, make the broker the limit, which is what
+ * the read-back is meant to measure. Output goes to `${outputFile}.p<P>`; check with
+ * verifyReadBack(files).
+ */
+export async function kcatConsumePartitions(opts: { kcat: string; bootstrap: string; topic: string; partitions: number; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult & { files: string[] }> {
+  const files = Array.from({ length: opts.partitions }, (_, p) => `${opts.outputFile}.p${p}`);
+  const argsFor = (p: number) => ['-C', '-b', opts.bootstrap, '-t', opts.topic, '-p', String(p), ...settingArgs(KCAT_CONSUME_SETTINGS), '-o', 'beginning', '-e', '-q'];
+  const fds = files.map((f) => fs.openSync(f, 'w'));
+  try {
+    const started = performance.now();
+    const runs = await Promise.all(fds.map((fd, p) => runTool(opts.kcat, argsFor(p), { stdin: 'ignore', stdout: fd, timeoutMs: opts.timeoutMs })));
+    const ms = performance.now() - started;
+    runs.forEach((run, p) => {
+      if (run.code !== 0) throw new BenchError('KCAT_CONSUME', `kcat -C -p ${p} exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
+    });
+    return { ms, files, command: `${opts.partitions} x kcat ${argsFor(0).join(' ').replace('-p 0', '-p <P>')}` };
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
+}
+
+/** Checks (then deletes) kcat output files: every record index exactly once across them, whole lines only. */
+export function verifyReadBack(files: string | string[], expected: number): { bytes: number; check: ReadBackSummary; trailingBytes: number } {
+  const list = typeof files === 'string' ? [files] : files;
   try {
     const check = new ReadBackCheck(expected);
-    const lines = new LineSplitter((buf, start, end) => check.add(buf, start, end - start));
-    readFileInChunks(file, (chunk) => lines.push(chunk));
+    let bytes = 0;
+    let trailingBytes = 0;
+    for (const file of list) {
+      const lines = new LineSplitter((buf, start, end) => check.add(buf, start, end - start));
+      readFileInChunks(file, (chunk) => lines.push(chunk));
+      bytes += lines.bytes;
+      trailingBytes += lines.trailing();
+    }
     const summary = check.summary();
-    const trailingBytes = lines.trailing();
-    return { bytes: lines.bytes, check: { ...summary, ok: summary.ok && trailingBytes === 0 }, trailingBytes };
+    return { bytes, check: { ...summary, ok: summary.ok && trailingBytes === 0 }, trailingBytes };
   } finally {
-    fs.rmSync(file, { force: true });
+    for (const file of list) fs.rmSync(file, { force: true });
   }
 }
 

@@ -86,8 +86,8 @@ export function comparisonTable(rows: readonly Comparison[]): string {
   const header = ['figure', 'value', 'reference (same run)', 'ratio', 'target', 'result'];
   const body = rows.map((r) => [
     r.figure,
-    `${fmt(r.value, r.value < 100 ? 1 : 0)} ${r.unit}`,
-    r.referenceValue === null ? r.reference : `${fmt(r.referenceValue, r.referenceValue < 100 ? 1 : 0)} (${r.reference})`,
+    `${fmt(r.value, r.value < 1 ? 2 : r.value < 100 ? 1 : 0)} ${r.unit}`,
+    r.referenceValue === null ? r.reference : `${fmt(r.referenceValue, r.referenceValue < 1 ? 2 : r.referenceValue < 100 ? 1 : 0)} (${r.reference})`,
     r.ratio === null ? '-' : `${fmt(r.ratio, 2)}x`,
     r.target,
     r.pass === null ? (r.target === '-' ? 'info' : 'n/a') : r.pass ? 'PASS' : 'MISS',

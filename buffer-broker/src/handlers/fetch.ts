@@ -5,6 +5,7 @@
 import { ErrorCode } from '../protocol/error-codes.ts';
 import { decodeFetchRequest, encodeFetchResponse, type FetchPartitionResponse, type FetchRequest, type FetchTopicResponse } from '../protocol/apis/fetch.ts';
 import type { PartitionLog } from '../storage/partition-log.ts';
+import { readBuffers } from '../storage/read-buffers.ts';
 import type { BrokerContext, Handler } from './context.ts';
 
 /** Long polls are capped so a forged max_wait_ms cannot pin a connection forever. */
@@ -85,11 +86,21 @@ export const handleFetch: Handler = async (ctx, version, r, w) => {
     const remaining = maxWait - (Date.now() - started);
     if (res.bytes >= Math.max(req.minBytes, 1) || res.error || remaining <= 0 || ctx.shuttingDown) {
       encodeFetchResponse(w, version, ErrorCode.NONE, res.topics);
+      w.afterSend(() => releaseRecords(res.slots));
       return true;
     }
+    releaseRecords(res.slots); // not enough yet: read again after the wait
     await waitForAppend(hwBefore, res.slots, remaining);
   }
 };
+
+/** Hands the read buffers back to the pool (once the response is written, or when it is discarded). */
+function releaseRecords(slots: Slot[]): void {
+  for (const s of slots) {
+    for (const b of s.res.records ?? []) readBuffers.release(b);
+    s.res.records = null;
+  }
+}
 
 /** Resolves when any of the partitions' high watermark moves past the fetch position, or after `ms`. */
 function waitForAppend(logs: (PartitionLog | undefined)[], slots: Slot[], ms: number): Promise<void> {

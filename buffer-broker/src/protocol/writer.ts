@@ -25,6 +25,19 @@ export class Writer {
     this.pos = 0;
   }
 
+  /** Called once the response is written to the socket, or dropped unwritten (see afterSend). */
+  readonly sentHooks: (() => void)[] = [];
+
+  /**
+   * Runs `fn` once the response's bytes have been handed to the kernel (or the response was
+   * dropped without being written): the moment buffers passed to raw() may be reused.
+   * Never called when the connection fails first; what the hooks would free is then left to the GC.
+   */
+  afterSend(fn: () => void): this {
+    this.sentHooks.push(fn);
+    return this;
+  }
+
   get length(): number {
     return this.total;
   }

@@ -39,6 +39,8 @@ const EMPTY = Buffer.alloc(0);
 interface Slot {
   done: boolean;
   chunks: Buffer[] | null;
+  /** Writer.afterSend hooks: run once the chunks are written (or at once when there are none). */
+  sent?: (() => void)[];
   /** Close the connection once this answer is written (failed authentication). */
   closeAfter?: boolean;
 }
@@ -303,6 +305,7 @@ class Connection {
       this.ctx.metrics.requestDuration.observe({ api: api.name }, (performance.now() - started) / 1000);
       // ApiVersions always uses response header v0.
       slot.chunks = respond ? this.frameResponse(correlationId, flexible && apiKey !== 18, w) : null;
+      if (w.sentHooks.length > 0) slot.sent = w.sentHooks;
       slot.done = true;
       this.flush();
     };
@@ -443,12 +446,23 @@ class Connection {
     let corked = false;
     while (this.queue.length > 0 && this.queue[0].done) {
       const slot = this.queue.shift() as Slot;
-      if (slot.chunks === null) continue;
+      if (slot.chunks === null || slot.chunks.length === 0) {
+        if (slot.sent) runHooks(slot.sent);
+        continue;
+      }
       if (!corked) {
         this.socket.cork();
         corked = true;
       }
-      for (const c of slot.chunks) this.socket.write(c);
+      const last = slot.chunks.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(slot.chunks[i]);
+      const sent = slot.sent;
+      // The callback of the last chunk runs once every chunk of the response is with the kernel.
+      if (sent)
+        this.socket.write(slot.chunks[last], (err) => {
+          if (!err) runHooks(sent);
+        });
+      else this.socket.write(slot.chunks[last]);
       if (slot.closeAfter) {
         this.socket.uncork();
         this.closed = true;
@@ -551,4 +565,8 @@ export class KafkaServer {
       ...[...this.connections].map((c) => c.drainAndClose(timeoutMs)),
     ]);
   }
+}
+
+function runHooks(hooks: (() => void)[]): void {
+  for (const h of hooks) h();
 }

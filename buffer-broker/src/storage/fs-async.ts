@@ -20,7 +20,12 @@ export function read(fd: number, buf: Buffer, offset: number, length: number, po
 
 /** Reads exactly `length` bytes at `position` unless EOF comes first; returns the bytes read. */
 export async function readFully(fd: number, length: number, position: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
+  return readFullyInto(fd, Buffer.allocUnsafe(length), position);
+}
+
+/** Fills `buf` from `position` unless EOF comes first; returns the filled part of `buf`. */
+export async function readFullyInto(fd: number, buf: Buffer, position: number): Promise<Buffer> {
+  const length = buf.length;
   let got = 0;
   while (got < length) {
     const n = await read(fd, buf, got, length - got, position + got);
@@ -31,7 +36,11 @@ export async function readFully(fd: number, length: number, position: number): P
 }
 
 export function readFullySync(fd: number, length: number, position: number): Buffer {
-  const buf = Buffer.allocUnsafe(length);
+  return readFullyIntoSync(fd, Buffer.allocUnsafe(length), position);
+}
+
+export function readFullyIntoSync(fd: number, buf: Buffer, position: number): Buffer {
+  const length = buf.length;
   let got = 0;
   while (got < length) {
     const n = fs.readSync(fd, buf, got, length - got, position + got);
