@@ -32,7 +32,8 @@ class GroupWorker {
   private readonly waiters: (() => void)[] = [];
 
   constructor(task: GroupTask, cleanup: Cleanup) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
+    const prof = process.env.BENCH_WORKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_WORKER_PROF}`] : [];
+    this.child = spawn(process.execPath, [...prof, '--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
     cleanup.add(`${task.system} consumer worker`, async () => {
       await stopChild(this.child, 5_000);
     });
