@@ -1,7 +1,7 @@
 /** Broker metrics (prom-client), one registry per broker instance. */
 import client from 'prom-client';
 import type { LogManager } from './storage/log-manager.ts';
-import { readBuffers } from './storage/read-buffers.ts';
+import { bufferPool } from './storage/buffer-pool.ts';
 import type { BrokerContext } from './handlers/context.ts';
 import { listGroupSummaries, type GroupSummary } from './admin/group-admin.ts';
 
@@ -56,23 +56,23 @@ export class BrokerMetrics {
     this.authSuccesses = new client.Counter({ name: 'spillway_broker_authentications_total', help: 'Successful SASL authentications', registers });
     this.bufferedRequestBytes = new client.Gauge({ name: 'spillway_broker_buffered_request_bytes', help: 'Memory reserved for partly received request frames, all connections', registers });
     new client.Counter({
-      name: 'spillway_broker_read_buffers_total',
-      help: 'Fetch read buffers by source: reused (from the pool) or allocated (pool empty); reads under 16 KiB or over 16 MiB are not pooled',
+      name: 'spillway_broker_buffer_pool_total',
+      help: 'Large buffers (fetch reads, produce request frames) by source: reused (from the pool) or allocated (pool empty); sizes under 16 KiB or over 16 MiB are not pooled',
       labelNames: ['source'],
       registers,
       collect() {
-        const s = readBuffers.stats();
+        const s = bufferPool.stats();
         this.reset();
         this.inc({ source: 'reused' }, s.reused);
         this.inc({ source: 'allocated' }, s.allocated);
       },
     });
     new client.Gauge({
-      name: 'spillway_broker_read_buffers_free_bytes',
-      help: 'Bytes of fetch read buffers kept for reuse',
+      name: 'spillway_broker_buffer_pool_free_bytes',
+      help: 'Bytes of pooled buffers kept for reuse',
       registers,
       collect() {
-        this.set(readBuffers.stats().freeBytes);
+        this.set(bufferPool.stats().freeBytes);
       },
     });
     const partitionGauge = (name: string, help: string, read: (p: { highWatermark: number; logStartOffset: number; sizeBytes: number; segments: unknown[] }) => number) =>

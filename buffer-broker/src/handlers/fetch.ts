@@ -5,7 +5,7 @@
 import { ErrorCode } from '../protocol/error-codes.ts';
 import { decodeFetchRequest, encodeFetchResponse, type FetchPartitionResponse, type FetchRequest, type FetchTopicResponse } from '../protocol/apis/fetch.ts';
 import type { PartitionLog } from '../storage/partition-log.ts';
-import { readBuffers } from '../storage/read-buffers.ts';
+import { bufferPool } from '../storage/buffer-pool.ts';
 import type { BrokerContext, Handler } from './context.ts';
 
 /** Long polls are capped so a forged max_wait_ms cannot pin a connection forever. */
@@ -97,7 +97,7 @@ export const handleFetch: Handler = async (ctx, version, r, w) => {
 /** Hands the read buffers back to the pool (once the response is written, or when it is discarded). */
 function releaseRecords(slots: Slot[]): void {
   for (const s of slots) {
-    for (const b of s.res.records ?? []) readBuffers.release(b);
+    for (const b of s.res.records ?? []) bufferPool.release(b);
     s.res.records = null;
   }
 }

@@ -20,6 +20,7 @@ import net from 'node:net';
 import { ErrorCode } from '../protocol/error-codes.ts';
 import { readRequestHeaderPrefix, readRequestHeaderRest } from '../protocol/header.ts';
 import { ProtocolDecodeError, Reader } from '../protocol/reader.ts';
+import { bufferPool } from '../storage/buffer-pool.ts';
 import { Writer } from '../protocol/writer.ts';
 import { encodeApiVersionsResponse } from '../protocol/apis/api-versions.ts';
 import { decodeSaslAuthenticateRequest, encodeSaslAuthenticateResponse } from '../protocol/apis/sasl-authenticate.ts';
@@ -243,7 +244,8 @@ class Connection {
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    const out = Buffer.allocUnsafe(n);
+    // A frame spanning socket reads gets a buffer of its own (pooled when large; see dispatch).
+    const out = bufferPool.acquire(n);
     let got = 0;
     while (got < n) {
       const c = this.chunks[0];
@@ -305,6 +307,10 @@ class Connection {
       this.ctx.metrics.requestDuration.observe({ api: api.name }, (performance.now() - started) / 1000);
       // ApiVersions always uses response header v0.
       slot.chunks = respond ? this.frameResponse(correlationId, flexible && apiKey !== 18, w) : null;
+      // A produce handler resolves once every batch of the frame is written to the log (or
+      // refused), and nothing keeps a reference to it after that, so its buffer can be reused.
+      // Other APIs may keep parts of their frame (group member metadata, assignments): not theirs.
+      if (apiKey === 0) w.afterSend(() => bufferPool.release(frame));
       if (w.sentHooks.length > 0) slot.sent = w.sentHooks;
       slot.done = true;
       this.flush();

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BATCH_HEADER_SIZE, LOG_OVERHEAD, batchCrcValid } from '../protocol/record-batch.ts';
 import { readFully, readFullyInto, readFullyIntoSync, readFullySync } from './fs-async.ts';
-import { readBuffers } from './read-buffers.ts';
+import { bufferPool } from './buffer-pool.ts';
 import { OffsetIndex, TimeIndex } from './index-file.ts';
 
 export function segmentName(baseOffset: number): string {
@@ -259,15 +259,15 @@ export class Segment {
    * Reads whole batches from `position`, at most `maxBytes` (but always the first batch
    * whole, KIP-74), never past `limit`. Returns the bytes and the offset after the last batch.
    * `sync`: read on the calling thread instead of the libuv pool (for bytes just written, which
-   * are in the page cache). The bytes are in a buffer of `readBuffers`: the caller may hand it
-   * back with readBuffers.release() once nothing reads it any more (see read-buffers.ts).
+   * are in the page cache). The bytes are in a buffer of `bufferPool`: the caller may hand it
+   * back with bufferPool.release() once nothing reads it any more (see buffer-pool.ts).
    */
   async read(position: number, maxBytes: number, limit: number, sync = false): Promise<{ data: Buffer; nextOffset: number; end: number } | null> {
     if (position >= limit) return null;
     let want = Math.min(maxBytes, limit - position);
     if (want < LOG_OVERHEAD) want = Math.min(LOG_OVERHEAD, limit - position);
     const readAt = (length: number, at: number) => {
-      const buf = readBuffers.acquire(length);
+      const buf = bufferPool.acquire(length);
       return sync ? readFullyIntoSync(this.fd, buf, at) : readFullyInto(this.fd, buf, at);
     };
     let data = await readAt(want, position);
@@ -275,12 +275,12 @@ export class Segment {
     if (first === null) {
       // The first batch is larger than maxBytes: read it whole (KIP-74).
       const size = data.length < LOG_OVERHEAD ? -1 : data.readInt32BE(8) + LOG_OVERHEAD;
-      readBuffers.release(data);
+      bufferPool.release(data);
       if (size < 0 || position + size > limit) return null;
       data = await readAt(size, position);
       first = batchAt(data, 0, data.length);
       if (first === null) {
-        readBuffers.release(data);
+        bufferPool.release(data);
         return null;
       }
     }

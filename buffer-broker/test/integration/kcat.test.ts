@@ -77,7 +77,7 @@ describe('kcat', () => {
     }
     const reused = async () => {
       const text = await (await fetch(`http://127.0.0.1:${broker.metricsPort}/metrics`)).text();
-      return Number(/spillway_broker_read_buffers_total\{source="reused"\} (\d+)/.exec(text)?.[1] ?? NaN);
+      return Number(/spillway_broker_buffer_pool_total\{source="reused"\} (\d+)/.exec(text)?.[1] ?? NaN);
     };
     const before = await reused();
     for (let round = 0; round < 2; round++) {

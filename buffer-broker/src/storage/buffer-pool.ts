@@ -1,27 +1,29 @@
 /**
- * Reusable buffers for fetch reads.
+ * Reusable large buffers: fetch reads and produce request frames.
  *
  * Every fetch reads record batches from a segment file into a buffer that lives until the
- * response has been written to the socket. Allocating a fresh buffer each time costs more than
- * the copy itself once consumers read fast: the memory is new to the process, so the kernel
- * faults in and zeroes every page, and V8 counts the bytes as external memory and starts a full
- * mark-compact every few tens of MB (measured: one every ~50 ms while kcat read back at
- * 1.3M records/s, a third of the broker's CPU). Buffers handed back after the socket write are
- * kept in power-of-two size classes and reused.
+ * response has been written to the socket, and every produce request larger than one socket
+ * read is assembled into a buffer of its own that lives until its batches are written to the
+ * log. Allocating those afresh each time costs more than the copies themselves once clients
+ * are fast: the memory is new to the process, so the kernel faults in and zeroes every page,
+ * and V8 counts the bytes as external memory and starts a full mark-compact every few tens of
+ * MB (measured: one every ~50 ms while kcat read back at 1.3M records/s, a third of the
+ * broker's CPU; 18 per million records produced). Buffers handed back are kept in
+ * power-of-two size classes and reused.
  *
  * Ownership: acquire() hands out a view of a pooled buffer; whoever holds it calls release()
- * once nothing reads it any more (the server does that from the socket write callback). A
- * buffer that is never released is simply collected by the GC, so a missed release costs
- * only the reuse; a release while still in use would corrupt a response, so release only from
- * the point where the last reader is known to be done. Double releases are ignored.
+ * once nothing reads it any more (the server does that from the socket write callback of the
+ * response). A buffer that is never released is simply collected by the GC, so a missed
+ * release costs only the reuse; a release while still in use would corrupt data, so release
+ * only from the point where the last reader is known to be done. Double releases are ignored.
  */
 
-/** Smallest pooled size; smaller reads use Buffer.allocUnsafe (Node's own 8 KiB slab). */
+/** Smallest pooled size; smaller requests use Buffer.allocUnsafe (Node's own 8 KiB slab). */
 const MIN_CLASS_BITS = 14; // 16 KiB
-/** Largest pooled size; larger reads (a huge first batch) are allocated and left to the GC. */
+/** Largest pooled size; larger ones (a huge batch) are allocated and left to the GC. */
 const MAX_CLASS_BITS = 24; // 16 MiB
 
-export interface ReadBufferStats {
+export interface BufferPoolStats {
   /** Buffers handed out by acquire() from the free lists. */
   reused: number;
   /** Pooled-size buffers allocated because the class's free list was empty. */
@@ -30,7 +32,7 @@ export interface ReadBufferStats {
   freeBytes: number;
 }
 
-export class ReadBufferPool {
+export class BufferPool {
   private readonly free: ArrayBuffer[][] = [];
   private readonly freeSet = new WeakSet<ArrayBuffer>();
   private readonly ours = new WeakSet<ArrayBuffer>();
@@ -72,10 +74,10 @@ export class ReadBufferPool {
     this.freeBytes += ab.byteLength;
   }
 
-  stats(): ReadBufferStats {
+  stats(): BufferPoolStats {
     return { reused: this.reused, allocated: this.allocated, freeBytes: this.freeBytes };
   }
 }
 
-/** The process's pool for segment reads (one broker per process; tests share it harmlessly). */
-export const readBuffers = new ReadBufferPool();
+/** The process's pool (one broker per process; brokers of one test process share it harmlessly). */
+export const bufferPool = new BufferPool();

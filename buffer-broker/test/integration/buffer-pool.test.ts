@@ -1,9 +1,12 @@
 /**
- * Fetch read buffers are reused (storage/read-buffers.ts) only once the response holding them is
- * written to the socket. Here a client pipelines fetches of 4 MiB and does not read the answers,
- * so most of them wait in the broker's socket queue, while kcat reads another topic with the
- * same 4 MiB fetches and so churns buffers of the same size class. Every held-back answer must
- * still carry exactly its own records when the client finally reads it.
+ * Pooled buffers (storage/buffer-pool.ts) must never be reused while something still reads them:
+ * - fetch read buffers only once the response holding them is written to the socket. Here a
+ *   client pipelines fetches of 4 MiB and does not read the answers, so most of them wait in the
+ *   broker's socket queue, while kcat reads another topic with the same 4 MiB fetches and so
+ *   churns buffers of the same size class. Every held-back answer must still carry exactly its
+ *   own records when the client finally reads it;
+ * - produce frames only once their batches are in the log: several producers at once, each
+ *   record read back exactly as sent.
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,12 +32,32 @@ async function produce(topic: string, count: number): Promise<void> {
   expect(r.code).toBe(0);
 }
 
-async function fetchRequests(): Promise<number> {
+async function metric(re: RegExp): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${broker.metricsPort}/metrics`)).text();
-  return Number(/spillway_broker_requests_total\{api="Fetch",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
+  return Number(re.exec(text)?.[1] ?? 0);
 }
 
-describe('fetch read buffers', () => {
+const fetchRequests = () => metric(/spillway_broker_requests_total\{api="Fetch",outcome="ok"\} (\d+)/);
+
+describe('pooled buffers', () => {
+  it('keep produce frames intact until their batches are written, with several producers at once', async () => {
+    const topics = ['pool-produce-a', 'pool-produce-b', 'pool-produce-c', 'pool-produce-d'];
+    const reused = () => metric(/spillway_broker_buffer_pool_total\{source="reused"\} (\d+)/);
+    const before = await reused();
+    await Promise.all(topics.map((t) => produce(t, 30_000)));
+    expect(await reused()).toBeGreaterThan(before); // frames were assembled in reused buffers
+    const reads = await Promise.all(topics.map((t) => run('kcat', ['-b', broker.bootstrap, '-C', '-t', t, '-p', '0', '-o', 'beginning', '-e', '-q'], { timeoutMs: 60_000 })));
+    reads.forEach((r, i) => {
+      expect(r.code).toBe(0);
+      const got = r.stdout.toString().split('\n').filter((l) => l !== '');
+      expect(got.length).toBe(30_000);
+      got.forEach((l, k) => {
+        if (l !== line(topics[i], k)) expect.fail(`${topics[i]} offset ${k}: ${l.slice(0, 40)}...`);
+      });
+    });
+  });
+
+
   it('are not reused while a response holding them waits for a slow reader', async () => {
     await produce('held', 60_000); // ~18 MB in one partition
     await produce('churn', 60_000);
@@ -59,6 +82,7 @@ describe('fetch read buffers', () => {
       socket.write(await encodeRequest(api, i + 1));
     }
     await waitFor(async () => (await fetchRequests()) >= before + FETCHES, { what: 'the broker to answer every held fetch' });
+    expect(socket.readableLength).toBeLessThan(PARTITION_MAX_BYTES * FETCHES); // answers are still held back
 
     for (let round = 0; round < 3; round++) {
       const r = await run('kcat', ['-b', broker.bootstrap, '-C', '-t', 'churn', '-p', '0', '-o', 'beginning', '-e', '-q', '-X', `max.partition.fetch.bytes=${PARTITION_MAX_BYTES}`, '-X', 'fetch.wait.max.ms=20'], { timeoutMs: 60_000 });

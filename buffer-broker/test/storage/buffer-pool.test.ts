@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ReadBufferPool } from '../../src/storage/read-buffers.ts';
+import { BufferPool } from '../../src/storage/buffer-pool.ts';
 
-describe('ReadBufferPool', () => {
+describe('BufferPool', () => {
   it('hands out buffers of the exact length and reuses released ones of the same size class', () => {
-    const pool = new ReadBufferPool();
+    const pool = new BufferPool();
     const a = pool.acquire(100_000);
     expect(a.length).toBe(100_000);
     expect(a.buffer.byteLength).toBe(131_072);
@@ -17,7 +17,7 @@ describe('ReadBufferPool', () => {
   });
 
   it('never hands the same buffer to two holders after a double release', () => {
-    const pool = new ReadBufferPool();
+    const pool = new BufferPool();
     const a = pool.acquire(50_000);
     pool.release(a);
     pool.release(a);
@@ -28,7 +28,7 @@ describe('ReadBufferPool', () => {
   });
 
   it('does not pool small or huge reads, and ignores buffers it did not hand out', () => {
-    const pool = new ReadBufferPool();
+    const pool = new BufferPool();
     const small = pool.acquire(1000);
     const huge = pool.acquire(20 * 1024 * 1024);
     const foreign = Buffer.allocUnsafeSlow(65_536);
@@ -40,7 +40,7 @@ describe('ReadBufferPool', () => {
   });
 
   it('keeps at most maxFreeBytes on its free lists', () => {
-    const pool = new ReadBufferPool(256 * 1024);
+    const pool = new BufferPool(256 * 1024);
     const held = Array.from({ length: 5 }, () => pool.acquire(100_000)); // 128 KiB each
     for (const b of held) pool.release(b);
     expect(pool.stats().freeBytes).toBe(256 * 1024);
