@@ -282,6 +282,7 @@ export class Pump {
     await this.o.consumer.run(
       (b) => this.onBatch(b),
       (assigned) => {
+        this.o.log.info({ downstream: this.o.name, partitions: assigned }, 'pump: partitions assigned');
         // Partitions we no longer own are forgotten; their new owner starts from the committed offset.
         for (const p of [...this.parts.keys()]) if (!assigned.includes(p)) this.parts.delete(p);
       },

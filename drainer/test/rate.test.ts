@@ -94,7 +94,11 @@ async function measure(processes: number, label: string): Promise<void> {
     if (mean < RATE * 0.97) {
       // Seen now and then with three drainers: seconds of 24-44/s near the end of the window on a
       // machine that was not busy. What the drainers warned about, for the next look at it.
-      const warnings = drainers.flatMap((d, i) => d.logs.filter((l) => Number(l.level) >= 40).map((l) => `  drainer ${i}: ${JSON.stringify(l)}`));
+      // Warnings, and the group assignments (a rebalance in the window is one suspect).
+      const warnings = drainers.flatMap((d, i) =>
+        d.logs.filter((l) => Number(l.level) >= 40 || l.msg === 'pump: partitions assigned').map((l) => `  drainer ${i}: ${JSON.stringify(l)}`),
+      );
+      console.log(`rate (${label}): window ${new Date(from * 1000).toISOString()} .. ${new Date((to + 1) * 1000).toISOString()}`);
       console.log(`rate (${label}): below 97%; drainer warnings (last 30 of ${warnings.length}):\n${warnings.slice(-30).join('\n')}`);
     }
     // The backlog never ran dry, so the rate limit (not the supply) shaped the whole window.
