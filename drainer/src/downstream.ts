@@ -246,6 +246,7 @@ export class Downstream {
     const l = paceLimiter(p, count, Date.now() - sec * 1000);
     if (this.written !== null && this.written.max === l.max && this.written.duration === l.duration) return;
     this.written = l;
+    this.d.log.debug({ downstream: this.name, second: sec, count, max: l.max, duration: l.duration }, 'pacing: limiter');
     await this.queue.setGlobalRateLimit(l.max, l.duration);
   }
 

@@ -262,6 +262,8 @@ export class Pump {
   private tickBusy = false;
   private lastLostCheck = Date.now();
   private firstBatchAt: number | undefined;
+  /** Last "window full" debug line (at most one a second). */
+  private lastFullLog = 0;
   /** Bumped per partition when it is fetched again, so a batch in hand from before stops. */
   private readonly epochs = new Map<number, number>();
   pumped = 0;
@@ -318,6 +320,10 @@ export class Pump {
       const pending = (await this.pendingJobs()) * size;
       const room = Math.min(this.o.windowSize(), this.ramp()) - pending;
       if (room <= 0) {
+        if (Date.now() - this.lastFullLog >= 1000) {
+          this.lastFullLog = Date.now();
+          this.o.log.debug({ downstream: this.o.name, partition: b.partition, pending, left: b.records.length - i }, 'pump: window full');
+        }
         await b.heartbeat();
         await new Promise((r) => setTimeout(r, 100));
         continue;
@@ -338,6 +344,7 @@ export class Pump {
         );
         await this.o.queue.addBulk(jobs.map((data) => ({ name: 'deliver', data, opts: { ...this.o.jobOptions, jobId: jobIdFor(data.topic, data.partition, data.orders[0].offset) } })));
       }
+      this.o.log.debug({ downstream: this.o.name, partition: b.partition, orders: orders.length, jobs: jobs.length, pending, room }, 'pump: added');
       // Fetched again meanwhile: the new fetch tracks these offsets (it finds their jobs).
       if (!current()) return;
       let st = this.parts.get(b.partition);
