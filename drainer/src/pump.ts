@@ -315,6 +315,18 @@ export class Pump {
     this.o.log.debug({ downstream: this.o.name, partition: b.partition, records: b.records.length, first: b.records[0]?.offset }, 'pump: batch');
     while (i < b.records.length) {
       if (!current()) return;
+      // Below this pump's own commit everything is done, and the done marks there are trimmed:
+      // skip it, or those orders would get second jobs. A rebalance that leaves the partition
+      // here restarts the consumer from the commit it had when the rebalance began, which the
+      // pump may have passed since (seen: 62 second jobs, each taking a slot of the rate limit).
+      const committed = this.parts.get(b.partition)?.committed ?? -1;
+      if (b.records[i].offset < committed) {
+        let j = i;
+        while (j < b.records.length && b.records[j].offset < committed) j++;
+        b.taken(b.records[j - 1].offset);
+        i = j;
+        continue;
+      }
       const size = Math.max(1, this.o.batchSize());
       // Jobs pending, counted as full ones: the window is measured in orders.
       const pending = (await this.pendingJobs()) * size;

@@ -149,6 +149,21 @@ describe('pump', () => {
     expect(f.commits).toEqual([1, 4, 5]);
   });
 
+  it('a re-read from below its own commit (a rebalance that left it the partition) adds no job there', async () => {
+    // Trim as the Redis store does: done marks and ranges wholly below the commit go.
+    f.store.trim = async (_partition, below) => {
+      for (const o of [...f.done]) if (o < below) f.done.delete(o);
+      f.ranges.splice(0, f.ranges.length, ...f.ranges.filter((r) => r.last >= below));
+    };
+    await f.deliverBatch(0, 4);
+    for (let o = 0; o <= 4; o++) f.finishJob(o);
+    await pump.tick();
+    expect(f.commits).toEqual([5]);
+    // The consumer rejoined and fetches again from the commit it had when the rebalance began.
+    expect(await f.deliverBatch(0, 6)).toEqual([4, 6]);
+    expect(f.jobOffsets()).toEqual([[5], [6]]);
+  });
+
   it('leaves a partition alone while its lowest outstanding job exists', async () => {
     await f.deliverBatch(0, 2);
     vi.setSystemTime(Date.now() + 6000);
