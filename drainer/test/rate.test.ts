@@ -98,7 +98,7 @@ async function measure(processes: number, label: string): Promise<void> {
       // the pump gave already delivered orders second jobs (their done marks were trimmed), and
       // each took a slot of the rate limit before the worker skipped it. What the drainers
       // logged, should a dip come back.
-      // Warnings, and the group assignments (a rebalance in the window is one suspect).
+      // Warnings, and the group assignments.
       const warnings = drainers.flatMap((d, i) =>
         d.logs.filter((l) => Number(l.level) >= 40 || l.msg === 'pump: partitions assigned').map((l) => `  drainer ${i}: ${JSON.stringify(l)}`),
       );
