@@ -396,17 +396,15 @@ async function kcatProducePhase(c: PhaseContext): Promise<NonNullable<BrokerFigu
   return { ...t, command: m.result.command, broker: m.broker, cpu: m.cpu };
 }
 
-async function kcatReadPhase(c: PhaseContext, topic: string, until: 'eof' | 'count', label: string): Promise<KcatRead> {
-  const m = await c.measure(label, () => kcatConsume({ kcat: c.s.kcat, bootstrap: c.bootstrap, topic, expected: c.s.records, until, outputFile: c.readFile, timeoutMs: c.s.phaseTimeoutMs }));
-  const v = verifyReadBack(c.readFile, c.s.records);
-  requireComplete(label, v.check);
-  const t = throughput(c.s.records, m.result.ms);
-  say(`${describe(label, t)}; ${fmt(m.broker.fetchRequests)} Fetch requests, every record back exactly once`);
-  return { ...t, command: m.result.command, bytes: v.bytes, check: v.check, broker: m.broker, cpu: m.cpu };
-}
-
-async function kcatReadPartitionsPhase(c: PhaseContext, topic: string, label: string): Promise<KcatRead> {
-  const m = await c.measure(label, () => kcatConsumePartitions({ kcat: c.s.kcat, bootstrap: c.bootstrap, topic, partitions: PARTITIONS, outputFile: c.readFile, timeoutMs: c.s.phaseTimeoutMs }));
+/**
+ * A kcat read-back of `topic`: one process until the end of every partition (eof) or until the
+ * N-th record (count), or one process per partition at once (partitions).
+ */
+async function kcatReadPhase(c: PhaseContext, topic: string, mode: 'eof' | 'count' | 'partitions', label: string): Promise<KcatRead> {
+  const common = { kcat: c.s.kcat, bootstrap: c.bootstrap, topic, outputFile: c.readFile, timeoutMs: c.s.phaseTimeoutMs };
+  const m = await c.measure(label, () =>
+    mode === 'partitions' ? kcatConsumePartitions({ ...common, partitions: PARTITIONS }) : kcatConsume({ ...common, expected: c.s.records, until: mode }).then((r) => ({ ...r, files: [c.readFile] })),
+  );
   const v = verifyReadBack(m.result.files, c.s.records);
   requireComplete(label, v.check);
   const t = throughput(c.s.records, m.result.ms);
@@ -555,7 +553,7 @@ async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup): Prom
     f.kcatProduce = await kcatProducePhase(c);
     f.kcatRead = await kcatReadPhase(c, KCAT_TOPIC, 'eof', 'kcat read-back (-e)');
     f.kcatReadCount = await kcatReadPhase(c, KCAT_TOPIC, 'count', 'kcat read-back (-c N: exits at the N-th record)');
-    f.kcatReadPartitions = await kcatReadPartitionsPhase(c, KCAT_TOPIC, `kcat read-back, ${PARTITIONS} readers (one per partition, -p P -e)`);
+    f.kcatReadPartitions = await kcatReadPhase(c, KCAT_TOPIC, 'partitions', `kcat read-back, ${PARTITIONS} readers (one per partition, -p P -e)`);
   }
   if (s.phases.has('kafkajs')) {
     f.kafkajsProduce = await kafkajsProducePhase(c);

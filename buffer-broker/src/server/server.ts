@@ -452,7 +452,7 @@ class Connection {
     let corked = false;
     while (this.queue.length > 0 && this.queue[0].done) {
       const slot = this.queue.shift() as Slot;
-      if (slot.chunks === null || slot.chunks.length === 0) {
+      if (slot.chunks === null) {
         if (slot.sent) runHooks(slot.sent);
         continue;
       }
