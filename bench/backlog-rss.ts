@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startBrokerProcess, tempDir } from '../lib/src/testing/processes.ts';
+import { KCAT_START_OFFSET } from './lib/kcat.ts';
 
 const BACKLOG_MB = Number(process.env.BACKLOG_MB ?? 2048);
 const RECORD = 1000;
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
     phase = 'consume';
     const t1 = Date.now();
     const consumed = await kcat(
-      ['-C', '-b', broker.bootstrap, '-t', TOPIC, '-o', 'beginning', '-e', '-q', '-X', 'fetch.wait.max.ms=20', '-X', 'max.partition.fetch.bytes=4194304'],
+      ['-C', '-b', broker.bootstrap, '-t', TOPIC, '-o', KCAT_START_OFFSET, '-e', '-q', '-X', 'fetch.wait.max.ms=20', '-X', 'max.partition.fetch.bytes=4194304'],
       'ignore',
     );
     const consumeS = (Date.now() - t1) / 1000;

@@ -15,7 +15,8 @@
  *   client is cheap, so these figures are meant to be the broker's own limits. Wall time is
  *   spawn-to-exit: kcat -P exits only once every message is acknowledged, i.e. durable; kcat -C
  *   -e exits at the end of every partition (found by one empty poll of fetch.wait.max.ms, tuned
- *   to 20 ms, see KCAT_CONSUME_SETTINGS). Read-backs: one kcat -e over all partitions; one kcat
+ *   to 20 ms, see KCAT_CONSUME_SETTINGS) and start at offset 0 rather than `beginning`, which
+ *   can cost a fixed 500 ms inside librdkafka (see KCAT_START_OFFSET). Read-backs: one kcat -e over all partitions; one kcat
  *   -c N (exit at the N-th record, to show the end-detection cost); and one kcat process per
  *   partition, all at once (-p P -e, timed from the first spawn to the last exit). A single kcat
  *   turned out to be the limit of its read-back (its two threads hand records over at about 1M/s
@@ -85,7 +86,7 @@ import { runEndToEnd, type E2eOptions, type E2eRun } from './lib/e2e.ts';
 import { type GroupCommit, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
 import { createTopics } from './lib/kafkajs-produce.ts';
-import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, kcatConsume, kcatConsumePartitions, kcatProduce, verifyReadBack } from './lib/kcat.ts';
+import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, KCAT_START_OFFSET, kcatConsume, kcatConsumePartitions, kcatProduce, verifyReadBack } from './lib/kcat.ts';
 import { BenchError, Cleanup, makeTempDir, startBroker, startRedis, type BrokerProcess } from './lib/procs.ts';
 import { phaseMetrics, scrape, sumOf, type PhaseMetrics, type Sample } from './lib/prom.ts';
 import { RECORD_BYTES, writeLinesFile, type ReadBackSummary } from './lib/records.ts';
@@ -688,7 +689,7 @@ function printDetails(s: Settings, f: Figures): void {
   say('');
   say(`records: ${fmt(s.records)} x ${RECORD_BYTES} B; topics: ${PARTITIONS} partitions; broker --fsync always; phases: ${[...s.phases].join(', ')}`);
   if (b?.kcatProduce || b?.groupFull) say(`kcat produce settings: ${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (other librdkafka settings default)`);
-  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (with -e and -c N; other librdkafka settings default)`);
+  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}, -o ${KCAT_START_OFFSET} (see KCAT_START_OFFSET), with -e and -c N; other librdkafka settings default`);
   if (b?.kafkajsProduce) {
     const k = b.kafkajsProduce;
     say(`kafkajs: ${kafkajsShape(s)}, keyless records (default partitioner: round-robin), acks=-1, no compression, retries 0`);
