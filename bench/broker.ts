@@ -55,7 +55,9 @@
  *   per message, so its acks promise less than Spillway's and Redis's.
  * In every end-to-end phase the 3 members share one consumer process by default
  * (BENCH_GROUP_CONSUMER_PROCESSES), apart from the bench process that produces, so on 2 cores
- * the consumers get at most one and the server keeps the other. Half-speed runs produce
+ * the consumers get at most one and the server keeps the other. Each consumer process first
+ * consumes BENCH_GROUP_WARMUP records of its own through the same code (group-worker.ts warmUp),
+ * so a run measures warm consumers, not V8 compiling the client library. Half-speed runs produce
  * min(N, rate x BENCH_HALF_SPEED_MAX_S) records, so a slow reference cannot stretch the run.
  * The broker's RSS is sampled every 100 ms for its whole life (plus the kernel's VmHWM); CPU use
  * of server (all threads), clients and machine is printed per phase, to show which side was the
@@ -66,7 +68,8 @@
  * Settings (env): BENCH_RECORDS (default 1000000), BENCH_PHASES (all: redis,kcat,kafkajs,group,
  * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (2), BENCH_KAFKAJS_PRODUCERS (4 per process),
  * BENCH_KAFKAJS_IN_FLIGHT (2 per producer), BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE
- * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1),
+ * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1), BENCH_GROUP_WARMUP (100000:
+ * records each consumer process consumes of its own before a run, see group-worker.ts; 0 = none),
  * BENCH_GROUP_COMMIT (async: after every batch, not awaited; awaited: kafkajs's auto-commit after
  * every batch; n: every n ms, not awaited),
  * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
@@ -125,6 +128,7 @@ interface Settings {
   redisPipeline: number;
   groupMembers: number;
   groupConsumerProcesses: number;
+  groupWarmup: number;
   groupCommit: GroupCommit;
   groupPartitionsConcurrently: number;
   halfSpeedMaxS: number;
@@ -183,6 +187,7 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     redisPipeline: int('BENCH_REDIS_PIPELINE', 1000, 1, 100_000),
     groupMembers: int('BENCH_GROUP_MEMBERS', 3, 1, 12),
     groupConsumerProcesses: int('BENCH_GROUP_CONSUMER_PROCESSES', 1, 1, 12),
+    groupWarmup: int('BENCH_GROUP_WARMUP', 100_000, 0, 10_000_000),
     groupCommit: groupCommit(env.BENCH_GROUP_COMMIT, problems),
     groupPartitionsConcurrently: int('BENCH_GROUP_PARTITIONS_CONCURRENTLY', 1, 1, 64),
     halfSpeedMaxS: int('BENCH_HALF_SPEED_MAX_S', 30, 1, 86_400),
@@ -431,7 +436,7 @@ async function kafkajsProducePhase(c: PhaseContext): Promise<NonNullable<BrokerF
 // ---------------------------------------------------------------- end-to-end phases
 
 function e2eOptions(s: Settings, cleanup: Cleanup, label: string, records: number, ratePerSec: number | null): E2eOptions {
-  return { label, records, ratePerSec, members: s.groupMembers, consumerProcesses: s.groupConsumerProcesses, timeoutMs: s.phaseTimeoutMs, cleanup };
+  return { label, records, ratePerSec, members: s.groupMembers, consumerProcesses: s.groupConsumerProcesses, warmup: s.groupWarmup, timeoutMs: s.phaseTimeoutMs, cleanup };
 }
 
 /** Half of the full-speed end-to-end rate, and how many records that run produces. */
@@ -714,7 +719,7 @@ function printDetails(s: Settings, f: Figures): void {
   }
   if (b?.groupFull || f.redisGroup || f.jetstream) {
     say(
-      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system); producers: Spillway kcat -P fed by a pipe ` +
+      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system; each first consumes ${s.groupWarmup.toLocaleString('en-US')} warm-up records of its own through the same code, not measured); producers: Spillway kcat -P fed by a pipe ` +
         `(${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}), Redis raw-RESP XADD pipelines of ${E2E_CHUNK} (awaited), ` +
         `JetStream async publishes in windows of ${E2E_CHUNK} (nats.js publish with a reply subject, PubAcks counted as Go's PublishAsync does; acks awaited per window)`,
     );
@@ -796,7 +801,7 @@ async function run(s: Settings, cleanup: Cleanup): Promise<void> {
       brokerFsync: 'always',
       kcatProduceSettings: KCAT_PRODUCE_SETTINGS,
       kcatConsumeSettings: KCAT_CONSUME_SETTINGS,
-      e2e: { chunk: E2E_CHUNK, consumerBatch: E2E_CONSUMER_BATCH, kafkaMaxWaitMs: E2E_KAFKA_MAX_WAIT_MS, redisBlockMs: E2E_REDIS_BLOCK_MS, jetstreamExpiresMs: E2E_JETSTREAM_EXPIRES_MS, partitions: E2E_PARTITIONS },
+      e2e: { chunk: E2E_CHUNK, consumerBatch: E2E_CONSUMER_BATCH, kafkaMaxWaitMs: E2E_KAFKA_MAX_WAIT_MS, redisBlockMs: E2E_REDIS_BLOCK_MS, jetstreamExpiresMs: E2E_JETSTREAM_EXPIRES_MS, partitions: E2E_PARTITIONS, warmupRecordsPerConsumerProcess: s.groupWarmup },
       targets: TARGETS,
       issueFigures: ISSUE_FIGURES,
     },

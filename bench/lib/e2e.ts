@@ -36,7 +36,7 @@ export interface E2eProducer {
 }
 
 export interface E2eSetup {
-  task: Omit<GroupTask, 'members' | 'records'>;
+  task: Omit<GroupTask, 'members' | 'records' | 'warmup'>;
   producer: E2eProducer;
   serverPid: number;
   /** Largest chunk the producer sends at once (a pipeline, a publish window, a pipe write). */
@@ -53,6 +53,8 @@ export interface E2eOptions {
   ratePerSec: number | null;
   members: number;
   consumerProcesses: number;
+  /** Records each consumer process consumes of its own before the run (group-worker.ts warmUp). */
+  warmup: number;
   timeoutMs: number;
   cleanup: Cleanup;
   /** Called right before the first send and right after the last record was consumed. */
@@ -121,7 +123,7 @@ export async function runEndToEnd(o: E2eOptions, setup: () => Promise<E2eSetup>)
   try {
     const members = Array.from({ length: o.members }, (_, i) => `member-${i + 1}`);
     const f0 = performance.now();
-    const fleet = await ConsumerGroupFleet.start({ task: { ...s.task, records: o.records }, members, processes: o.consumerProcesses, partitions: s.partitions, cleanup: o.cleanup, timeoutMs: 60_000 });
+    const fleet = await ConsumerGroupFleet.start({ task: { ...s.task, records: o.records, warmup: o.warmup }, members, processes: o.consumerProcesses, partitions: s.partitions, cleanup: o.cleanup, timeoutMs: 60_000 });
     const groupStartMs = performance.now() - f0;
     await o.window?.start();
     const c0 = cpuMark(s.serverPid);
