@@ -116,7 +116,10 @@ describe('pooled buffers', () => {
       const p = res.responses[0].partitions[0];
       expect(p.errorCode).toBe(0);
       const messages = p.messages.filter((m) => Number(m.offset) >= offsets[i]);
-      expect(messages.length).toBeGreaterThan(10_000); // close to 4 MiB of ~300-byte records
+      // 4 MiB holds about 13,700 of these records, but an answer carries whole batches (kcat's, of
+      // up to 2,000 records): the one holding the fetch offset starts before it, and the batch
+      // that would cross 4 MiB stays out. So at least about 9,700 (9,998 seen; 10,000 was too tight).
+      expect(messages.length).toBeGreaterThan(8_000);
       messages.forEach((m, k) => {
         const offset = offsets[i] + k;
         expect(Number(m.offset)).toBe(offset);
