@@ -15,13 +15,14 @@
  *   client is cheap, so these figures are meant to be the broker's own limits. Wall time is
  *   spawn-to-exit: kcat -P exits only once every message is acknowledged, i.e. durable; kcat -C
  *   -e exits at the end of every partition (found by one empty poll of fetch.wait.max.ms, tuned
- *   to 20 ms, see KCAT_CONSUME_SETTINGS) and start at offset 0 rather than `beginning`, which
- *   can cost a fixed 500 ms inside librdkafka (see KCAT_START_OFFSET). Read-backs: one kcat -e over all partitions; one kcat
- *   -c N (exit at the N-th record, to show the end-detection cost); and one kcat process per
- *   partition, all at once (-p P -e, timed from the first spawn to the last exit). A single kcat
- *   turned out to be the limit of its read-back (its two threads hand records over at about 1M/s
- *   here while the broker uses a third of a core), so the target row is the per-partition one,
- *   where the broker is what limits; the single-process rows are printed beside it as info.
+ *   to 20 ms, see KCAT_CONSUME_SETTINGS). Read-backs start at offset 0 rather than `beginning`,
+ *   which can cost a fixed 500 ms inside librdkafka (see KCAT_START_OFFSET): one kcat -e over all
+ *   partitions; one kcat -c N (exit at the N-th record, to show the end-detection cost); and one
+ *   kcat process per partition, all at once (-p P -e, timed from the first spawn to the last
+ *   exit). A single kcat turned out to be the limit of its read-back (its two threads hand
+ *   records over at about 1M/s here while the broker uses a third of a core), so the target row
+ *   is the per-partition one, where the broker is what limits; the single-process rows are
+ *   printed beside it as info.
  * - kafkajs: kafkajs (what Spillway itself uses) produces another N records: several producers,
  *   several send() calls of 1,000 records in flight each, in two processes by default: kafkajs
  *   encodes in JS at about 15 us of CPU per record, so one process tops out near one core (about
@@ -694,7 +695,7 @@ function printDetails(s: Settings, f: Figures): void {
   say('');
   say(`records: ${fmt(s.records)} x ${RECORD_BYTES} B; topics: ${PARTITIONS} partitions; broker --fsync always; phases: ${[...s.phases].join(', ')}`);
   if (b?.kcatProduce || b?.groupFull) say(`kcat produce settings: ${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (other librdkafka settings default)`);
-  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}, -o ${KCAT_START_OFFSET} (see KCAT_START_OFFSET), with -e and -c N; other librdkafka settings default`);
+  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}, -o ${KCAT_START_OFFSET} (see KCAT_START_OFFSET), for every read-back; other librdkafka settings default`);
   if (b?.kafkajsProduce) {
     const k = b.kafkajsProduce;
     say(`kafkajs: ${kafkajsShape(s)}, keyless records (default partitioner: round-robin), acks=-1, no compression, retries 0`);

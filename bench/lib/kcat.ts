@@ -49,6 +49,11 @@ function settingArgs(settings: Readonly<Record<string, string>>): string[] {
   return Object.entries(settings).flatMap(([k, v]) => ['-X', `${k}=${v}`]);
 }
 
+/** What every read-back's kcat -C starts with: the topic, the read-back settings, the start offset. */
+function consumeArgs(bootstrap: string, topic: string): string[] {
+  return ['-C', '-b', bootstrap, '-t', topic, ...settingArgs(KCAT_CONSUME_SETTINGS), '-o', KCAT_START_OFFSET];
+}
+
 export interface KcatProduceResult {
   ms: number;
   command: string;
@@ -162,7 +167,7 @@ export interface KcatConsumeResult {
  */
 export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic: string; expected: number; until: 'eof' | 'count'; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult> {
   const stop = opts.until === 'eof' ? ['-e'] : ['-c', String(opts.expected)];
-  const args = ['-C', '-b', opts.bootstrap, '-t', opts.topic, ...settingArgs(KCAT_CONSUME_SETTINGS), '-o', KCAT_START_OFFSET, ...stop, '-q'];
+  const args = [...consumeArgs(opts.bootstrap, opts.topic), ...stop, '-q'];
   const out = fs.openSync(opts.outputFile, 'w');
   try {
     const run = await runTool(opts.kcat, args, { stdin: 'ignore', stdout: out, timeoutMs: opts.timeoutMs });
@@ -184,7 +189,7 @@ export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic
  */
 export async function kcatConsumePartitions(opts: { kcat: string; bootstrap: string; topic: string; partitions: number; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult & { files: string[] }> {
   const files = Array.from({ length: opts.partitions }, (_, p) => `${opts.outputFile}.p${p}`);
-  const argsFor = (p: number) => ['-C', '-b', opts.bootstrap, '-t', opts.topic, '-p', String(p), ...settingArgs(KCAT_CONSUME_SETTINGS), '-o', KCAT_START_OFFSET, '-e', '-q'];
+  const argsFor = (p: number) => [...consumeArgs(opts.bootstrap, opts.topic), '-p', String(p), '-e', '-q'];
   const fds = files.map((f) => fs.openSync(f, 'w'));
   try {
     const started = performance.now();

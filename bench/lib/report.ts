@@ -82,12 +82,17 @@ function pad(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
 }
 
+/** Decimals a figure is printed with: 2 below 1, 1 below 100, none above. */
+function decimals(v: number): number {
+  return v < 1 ? 2 : v < 100 ? 1 : 0;
+}
+
 export function comparisonTable(rows: readonly Comparison[]): string {
   const header = ['figure', 'value', 'reference (same run)', 'ratio', 'target', 'result'];
   const body = rows.map((r) => [
     r.figure,
-    `${fmt(r.value, r.value < 1 ? 2 : r.value < 100 ? 1 : 0)} ${r.unit}`,
-    r.referenceValue === null ? r.reference : `${fmt(r.referenceValue, r.referenceValue < 1 ? 2 : r.referenceValue < 100 ? 1 : 0)} (${r.reference})`,
+    `${fmt(r.value, decimals(r.value))} ${r.unit}`,
+    r.referenceValue === null ? r.reference : `${fmt(r.referenceValue, decimals(r.referenceValue))} (${r.reference})`,
     r.ratio === null ? '-' : `${fmt(r.ratio, 2)}x`,
     r.target,
     r.pass === null ? (r.target === '-' ? 'info' : 'n/a') : r.pass ? 'PASS' : 'MISS',

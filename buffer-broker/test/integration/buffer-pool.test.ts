@@ -11,6 +11,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startBrokerProcess, waitFor, type BrokerProcess } from '../../../lib/src/testing/processes.ts';
+import { brokerMetric, POOL_REUSED } from '../support/metrics.ts';
 import { encodeRequest, kafkajsApi } from '../support/raw-client.ts';
 
 let broker: BrokerProcess;
@@ -32,17 +33,12 @@ async function produce(topic: string, count: number): Promise<void> {
   expect(r.code).toBe(0);
 }
 
-async function metric(re: RegExp): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${broker.metricsPort}/metrics`)).text();
-  return Number(re.exec(text)?.[1] ?? 0);
-}
-
-const fetchRequests = () => metric(/spillway_broker_requests_total\{api="Fetch",outcome="ok"\} (\d+)/);
+const fetchRequests = () => brokerMetric(broker.metricsPort, /spillway_broker_requests_total\{api="Fetch",outcome="ok"\} (\d+)/);
 
 describe('pooled buffers', () => {
   it('keep produce frames intact until their batches are written, with several producers at once', async () => {
     const topics = ['pool-produce-a', 'pool-produce-b', 'pool-produce-c', 'pool-produce-d'];
-    const reused = () => metric(/spillway_broker_buffer_pool_total\{source="reused"\} (\d+)/);
+    const reused = () => brokerMetric(broker.metricsPort, POOL_REUSED);
     const before = await reused();
     await Promise.all(topics.map((t) => produce(t, 30_000)));
     expect(await reused()).toBeGreaterThan(before); // frames were assembled in reused buffers

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, startBrokerProcess, type BrokerProcess } from '../../../lib/src/testing/processes.ts';
+import { brokerMetric, POOL_REUSED } from '../support/metrics.ts';
 
 let broker: BrokerProcess;
 beforeAll(async () => {
@@ -75,10 +76,7 @@ describe('kcat', () => {
       const p = await kcat(['-P', '-t', t, '-X', 'acks=all'], `${lines.join('\n')}\n`);
       expect(p.code).toBe(0);
     }
-    const reused = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${broker.metricsPort}/metrics`)).text();
-      return Number(/spillway_broker_buffer_pool_total\{source="reused"\} (\d+)/.exec(text)?.[1] ?? NaN);
-    };
+    const reused = () => brokerMetric(broker.metricsPort, POOL_REUSED);
     const before = await reused();
     for (let round = 0; round < 2; round++) {
       const reads = await Promise.all(
