@@ -611,11 +611,16 @@ export class Downstream {
 }
 
 /** Jobs per limiter window, as a share of the rate: a wall-clock second that holds one window more or less than the next is off by this much. */
-const WINDOW_SHARE = 0.03;
+const WINDOW_SHARE = 0.015;
 /** Most the limiter's nominal rate may exceed the configured one to make up for the gaps between its windows. */
 const MAX_BOOST = 1.25;
 
-/** Most jobs per limiter window: half the burst (the other half is room for the boost), and at most 3% of the rate. */
+/**
+ * Most jobs per limiter window: half the burst (the other half is room for the boost), and about
+ * 1.5% of the rate. A wall-clock second holds whole windows, so a second on plan is off the rate
+ * by up to about one window: at 3% seconds alternated between -1% and +2%, at 1.5% they stay
+ * within about ±1%, leaving the rest of the 3% for a window lost to a stall.
+ */
 export function windowCap(rate: number, burst: number): number {
   return Math.max(1, Math.min(Math.floor(burst / 2), Math.round(rate * WINDOW_SHARE)));
 }

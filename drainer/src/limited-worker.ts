@@ -6,7 +6,7 @@
  * `getRateLimitDelay(limitUntil - Date.now())`.
  * - If the clock ticks to `limitUntil` between the two reads, the delay is 0, and `delay(0)`
  *   sleeps BullMQ's default of 100 ms (`milliseconds || DELAY_TIME_1`) instead of not at all.
- *   With limiter windows of 20–30 ms (the drainer's plans) that happened a few times a minute
+ *   With limiter windows of 15–30 ms (the drainer's plans) that happened a few times a minute
  *   and each time cost about 100 ms of deliveries: the one-second dips of 8–16 % the rate bench
  *   showed (BullMQ 6.7.0; found by timing the worker's limiter waits during a dip: every wait
  *   of 100 ms had a delay of 0).

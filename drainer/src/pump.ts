@@ -4,8 +4,8 @@
  * records, so the backlog stays on disk in the broker, not in Redis or the heap.
  *
  * Jobs: one job carries up to `batchSize()` orders of consecutive offsets of one partition
- * (about 10 ms of the permitted rate: one order per job at 100/s, 10 at 1,000/s, 50 at 5,000/s
- * and above), so BullMQ's per-job cost (a few Lua calls and stream events) is shared by the
+ * (about 5 ms of the permitted rate: one order per job up to 399/s, 5 at 1,000/s, 25 at
+ * 5,000/s, 50 from 10,000/s), so BullMQ's per-job cost (a few Lua calls and stream events) is shared by the
  * orders of a job. BullMQ's limiter counts jobs; the downstream's limiter is set in jobs of that
  * size, and a worker splits a job that is bigger than the size in force when it runs (the rate
  * dropped meanwhile), so no limiter slot delivers more orders than the plan allows.
@@ -54,12 +54,13 @@ export interface DeliveryJob {
 export const MAX_BATCH = 50;
 
 /**
- * Orders per job at a rate: about 10 ms of it, at most MAX_BATCH and at most half the burst (so
+ * Orders per job at a rate: about 5 ms of it (limiter windows are 1.5% of the rate, three jobs
+ * of this size; see windowCap), at most MAX_BATCH and at most half the burst (so
  * a limiter window of one job still fits the burst).
  */
 export function batchSizeFor(rate: number, burst: number): number {
   if (!(rate > 0)) return 1;
-  return Math.max(1, Math.min(MAX_BATCH, Math.floor(rate / 100), Math.floor(burst / 2)));
+  return Math.max(1, Math.min(MAX_BATCH, Math.floor(rate / 200), Math.floor(burst / 2)));
 }
 
 export function doneKey(downstream: string, topic: string, partition: number): string {

@@ -100,12 +100,12 @@ describe('circuit breaker and AIMD', () => {
 });
 
 describe('windowCap', () => {
-  it('limits a limiter window to half the burst and 3% of the rate (in jobs)', () => {
-    expect(windowCap(200, 20)).toBe(6);
+  it('limits a limiter window to half the burst and 1.5% of the rate (in jobs)', () => {
+    expect(windowCap(400, 40)).toBe(6);
     expect(windowCap(5000, 20)).toBe(10);
-    expect(windowCap(5000, 250)).toBe(125);
+    expect(windowCap(5000, 250)).toBe(75);
     expect(windowCap(0.5, 20)).toBe(1);
-    expect(windowCap(100, 10)).toBe(3); // 1,000/s in jobs of 10, burst 100
+    expect(windowCap(200, 20)).toBe(3); // 1,000/s in jobs of 5, burst 100
   });
 });
 
@@ -130,13 +130,13 @@ describe('pacing', () => {
   });
 
   it('on track: the rate times the boost; behind: faster, never past the bound; ahead: slower, within the second', () => {
-    const p = pacing(1000); // jobs of 10, windows of 3 jobs
-    // Aiming at the rate plus half a window (15 orders).
-    expect(paceTarget(p, 0, 0)).toBeCloseTo(1015, 6);
-    expect(paceTarget(p, 507.5, 500)).toBeCloseTo(1015, 6);
-    expect(paceTarget({ ...p, boost: 1.05 }, 507.5, 500)).toBeCloseTo(1015 * 1.05, 6);
-    const onTrack = paceLimiter(p, 507.5, 500);
-    expect(onTrack).toEqual({ max: 3, duration: 30 }); // 30 orders per 30 ms, the nearest to 1,015/s
+    const p = pacing(1000); // jobs of 5, windows of 3 jobs
+    // Aiming at the rate plus half a window (7.5 orders).
+    expect(paceTarget(p, 0, 0)).toBeCloseTo(1007.5, 6);
+    expect(paceTarget(p, 503.75, 500)).toBeCloseTo(1007.5, 6);
+    expect(paceTarget({ ...p, boost: 1.05 }, 503.75, 500)).toBeCloseTo(1007.5 * 1.05, 6);
+    const onTrack = paceLimiter(p, 503.75, 500);
+    expect(onTrack).toEqual({ max: 3, duration: 15 }); // 15 orders per 15 ms, the nearest to 1,007.5/s
     const behind = paceLimiter(p, 400, 500);
     expect(behind.duration).toBeLessThan(onTrack.duration);
     expect(behind.duration).toBeGreaterThanOrEqual(shortestWindow(p.rate, p.burst, p.batch, 3));
@@ -145,7 +145,7 @@ describe('pacing', () => {
     const ahead = paceLimiter(p, 700, 500);
     expect(ahead.duration).toBeGreaterThan(onTrack.duration);
     // Ahead late in a second: slower, but no window reaching further into the next second than a normal one.
-    expect(paceLimiter(p, 1000, 980).duration).toBe(30); // the base
+    expect(paceLimiter(p, 1000, 990).duration).toBe(15); // the base
   });
 
   it('does not steer rates of fewer than 10 windows a second', () => {
@@ -159,8 +159,8 @@ describe('pacing', () => {
   /**
    * A model of BullMQ's fixed-window limiter: a window admits `max` jobs when it starts, expires
    * after the duration in force then, and the next one starts a gap later (the worker's timer
-   * and its Redis round trip: 0.3–1.5 ms); one window in 200 is followed by a stall of 50–100 ms
-   * (a slow call, a late timer).
+   * and its Redis round trip: 0.3–1.5 ms); a stall of 50–100 ms (a slow call, a late timer) follows
+   * a window with a chance of its duration / 6 s, so one comes about every 6 s whatever the windows.
    * Deliveries are counted 3 ms after their window starts; the pacer runs every slot.
    */
   function simulate(rate: number, seconds: number, seed: number): { perSecond: number[]; stalled: Map<number, number>; maxSliding: number; p: Pacing } {
@@ -180,7 +180,7 @@ describe('pacing', () => {
         nextPace += PACE_SLOT_MS;
       }
       for (let i = 0; i < limiter.max * p.batch; i++) delivered.push(t + 3);
-      const stall = random() < 0.005 ? 50 + 50 * random() : 0;
+      const stall = random() < limiter.duration / 6000 ? 50 + 50 * random() : 0;
       t += limiter.duration + 0.3 + 1.2 * random() + stall;
       if (stall > 0) for (const sec of new Set([Math.floor((t - stall) / 1000), Math.floor(t / 1000)])) stalled.set(sec, (stalled.get(sec) ?? 0) + 1);
     }
@@ -219,7 +219,7 @@ describe('pacing', () => {
     const perSecond = new Array<number>(30).fill(0);
     for (let t = 0; t < 30_000; ) {
       perSecond[Math.floor((t + 3) / 1000)] += l.max * p.batch;
-      const stall = random() < 0.005 ? 50 + 50 * random() : 0;
+      const stall = random() < l.duration / 6000 ? 50 + 50 * random() : 0;
       t += l.duration + 0.3 + 1.2 * random() + stall;
     }
     expect(Math.min(...perSecond.slice(1, -1))).toBeLessThan(950);
@@ -230,9 +230,9 @@ describe('nextBoost', () => {
   it('makes up for what the limiter under-delivers, within rate + burst', () => {
     expect(nextBoost(1000, 100, 1000, 960)).toBeCloseTo(1000 / 960, 6);
     expect(nextBoost(100, 20, 100, 90)).toBeCloseTo(100 / 90, 6);
-    // never a nominal rate above rate + burst − one window (25 jobs) per second
-    expect(nextBoost(1000, 50, 1000, 900)).toBeCloseTo(1.025, 6);
-    expect(nextBoost(50, 5, 50, 40)).toBeCloseTo(1.06, 6); // windows of 2: 50 + 5 - 2 per second
+    // never a nominal rate above rate + burst − one window (15 jobs) per second
+    expect(nextBoost(1000, 50, 1000, 900)).toBeCloseTo(1.035, 6);
+    expect(nextBoost(50, 5, 50, 40)).toBeCloseTo(1.08, 6); // windows of 1: 50 + 5 - 1 per second
     // over-delivery brings it down (not below 0.95)
     expect(nextBoost(1000, 100, 1040, 1020)).toBeCloseTo(1040 / 1020, 6);
     expect(nextBoost(1000, 50, 1000, 1200)).toBe(0.95);
@@ -253,10 +253,11 @@ describe('pump jobs', () => {
     expect(toOrder({ topic: 't', partition: 0, offset: 2, key: null, value: 'not json', timestamp: 9 })).toMatchObject({ orderId: 't-0-2', acceptedAt: 9 });
   });
 
-  it('sizes jobs at about 10 ms of the rate, within half the burst and 50 orders', () => {
+  it('sizes jobs at about 5 ms of the rate, within half the burst and 50 orders', () => {
     expect(batchSizeFor(100, 20)).toBe(1);
-    expect(batchSizeFor(1000, 50)).toBe(10);
-    expect(batchSizeFor(5000, 250)).toBe(50);
+    expect(batchSizeFor(1000, 50)).toBe(5);
+    expect(batchSizeFor(5000, 250)).toBe(25);
+    expect(batchSizeFor(10_000, 1000)).toBe(50);
     expect(batchSizeFor(1_000_000, 100_000)).toBe(50);
     expect(batchSizeFor(5000, 20)).toBe(10); // half the burst
     expect(batchSizeFor(0, 20)).toBe(1);
