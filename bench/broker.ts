@@ -76,7 +76,8 @@
  * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
  * BENCH_HALF_SPEED_MAX_S (30), BENCH_PHASE_TIMEOUT_S (900), BENCH_KCAT (kcat), BENCH_REDIS_SERVER
  * (/usr/bin/redis-server), BENCH_NATS_SERVER (/usr/sbin/nats-server), BENCH_WORKER_PROF (a directory:
- * the end-to-end consumer processes write V8 CPU profiles there, --cpu-prof).
+ * the end-to-end consumer processes write V8 CPU profiles there, --cpu-prof), BENCH_BROKER_PROF (a
+ * directory: the broker writes its V8 CPU profile there when it exits).
  * Exit status: 0 when every selected phase ran and every read-back was exact (targets are
  * reported, not enforced), 1 otherwise. Results also go to bench/out/broker-<timestamp>.json.
  */

@@ -116,7 +116,9 @@ interface LogLine {
 
 export async function startBroker(opts: { fsync: 'always' | 'interval'; logLevel: string; cleanup: Cleanup }): Promise<BrokerProcess> {
   const dataDir = makeTempDir('spillway-bench-broker-', opts.cleanup);
-  const args = ['bin/spillway.mjs', 'broker', '--port', '0', '--metrics-port', '0', '--data-dir', dataDir, '--fsync', opts.fsync, '--log-level', opts.logLevel];
+  // BENCH_BROKER_PROF (a directory): the broker writes a V8 CPU profile there when it exits.
+  const prof = process.env.BENCH_BROKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_BROKER_PROF}`] : [];
+  const args = [...prof, 'bin/spillway.mjs', 'broker', '--port', '0', '--metrics-port', '0', '--data-dir', dataDir, '--fsync', opts.fsync, '--log-level', opts.logLevel];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stopping = false;
   let early: string | undefined;
