@@ -56,7 +56,8 @@ interface Worker {
 }
 
 function startWorker(task: WorkerTask, cleanup: Cleanup): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
+  const prof = process.env.BENCH_KAFKAJS_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_KAFKAJS_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
   cleanup.add('kafkajs worker', async () => {
     await stopChild(child, 5_000);
   });

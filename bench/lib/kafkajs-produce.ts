@@ -54,9 +54,15 @@ export interface ProduceRangeResult {
   latenciesMs: number[];
 }
 
+/**
+ * Records shaped the way the gateway's publisher hands them to kafkajs (gateway/src/publisher.ts):
+ * kafkajs encodes each record as Record({ ...message, offsetDelta, timestampDelta }), and V8
+ * spends about 2 µs on a spread followed by new properties, but almost nothing when the copied
+ * object has them already. kafkajs overwrites both; the bytes sent are the same.
+ */
 function batch(start: number, size: number): Message[] {
   const messages: Message[] = new Array<Message>(size);
-  for (let i = 0; i < size; i++) messages[i] = { value: recordPayload(start + i) };
+  for (let i = 0; i < size; i++) messages[i] = { value: recordPayload(start + i), offsetDelta: 0, timestampDelta: 0 } as Message;
   return messages;
 }
 
