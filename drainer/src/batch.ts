@@ -101,17 +101,29 @@ return out`;
  * For each order delivered: its status hash (status, deliveredAt, deliveredAt:<downstream>,
  * attempts; TTL refreshed) and, unless it is a re-drive, its offset in the partition's done set.
  * The count is added to the downstream's per-second delivery counter (the rate controller's
- * measure, fleet-wide). KEYS: order key, done key (pairs), then the counter. ARGV: ttl, now,
- * deliveredAt field, then attempts, offset ('' = not tracked) per order.
+ * measure, fleet-wide). Once that count reaches the second's quota (when one is given), BullMQ's
+ * limiter key is held closed until the second ends, as Queue.rateLimit does (a value no count
+ * reaches, with that TTL); it is only ever extended, never shortened, so no limiter window ends
+ * sooner than its duration. KEYS: order key, done key (pairs), then the counter and the limiter
+ * key. ARGV: ttl, now, deliveredAt field, quota (0 = none), the second's end (ms), then
+ * attempts, offset ('' = not tracked) per order.
  */
 const DELIVERED = `
 local ttl, now, field = ARGV[1], ARGV[2], ARGV[3]
-local n = (#KEYS - 1) / 2
-redis.call('INCRBY', KEYS[#KEYS], n)
-redis.call('EXPIRE', KEYS[#KEYS], 60)
+local quota, secondEnd = tonumber(ARGV[4]), tonumber(ARGV[5])
+local counter, limiter = KEYS[#KEYS - 1], KEYS[#KEYS]
+local n = (#KEYS - 2) / 2
+local count = redis.call('INCRBY', counter, n)
+redis.call('EXPIRE', counter, 60)
+if quota > 0 and count >= quota then
+  local left = secondEnd - tonumber(now)
+  if left > 0 and redis.call('PTTL', limiter) < left then
+    redis.call('SET', limiter, 9007199254740991, 'PX', left)
+  end
+end
 for i = 1, n do
   local order, done = KEYS[2 * i - 1], KEYS[2 * i]
-  local attempts, offset = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local attempts, offset = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   redis.call('HSET', order, 'status', 'delivered', 'deliveredAt', now, field, now, 'attempts', attempts)
   redis.call('EXPIRE', order, ttl)
   if offset ~= '' then redis.call('ZADD', done, offset, offset) end
@@ -131,6 +143,12 @@ export interface Delivered {
   offset: number | null;
 }
 
+/** BullMQ's limiter key of the downstream's queue, and the deliveries a second may have now (0: no quota). */
+export interface SecondQuota {
+  limiterKey: string;
+  orders(): number;
+}
+
 /** The workers' batched Redis calls for one downstream. */
 export class DeliveryWrites {
   private readonly r: Scripted;
@@ -138,8 +156,12 @@ export class DeliveryWrites {
   readonly statusOf: Batcher<string, string>;
   readonly delivered: Batcher<Delivered, null>;
 
-  /** `counterKey(second)`: the per-second delivery counter of the downstream. */
-  constructor(redis: Redis, deliveredAtField: string, ttlSeconds: number, counterKey: (epochSecond: number) => string) {
+  /**
+   * `counterKey(second)`: the per-second delivery counter of the downstream; `quota`: the limiter
+   * to hold closed once a second has its deliveries (orders() is 0 while paused, or at rates too
+   * slow to pace).
+   */
+  constructor(redis: Redis, deliveredAtField: string, ttlSeconds: number, counterKey: (epochSecond: number) => string, quota?: SecondQuota) {
     if (!('spwStatusOf' in redis)) {
       redis.defineCommand('spwStatusOf', { lua: STATUS_OF });
       redis.defineCommand('spwDelivered', { lua: DELIVERED });
@@ -149,12 +171,14 @@ export class DeliveryWrites {
     this.delivered = new Batcher<Delivered, null>(async (items) => {
       const keysArgs: string[] = [];
       const now = Date.now();
-      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField];
+      const sec = Math.floor(now / 1000);
+      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField, quota?.orders() ?? 0, (sec + 1) * 1000];
       for (const d of items) {
         keysArgs.push(d.orderKey, d.doneKey);
         argv.push(d.attempts, d.offset === null ? '' : d.offset);
       }
-      keysArgs.push(counterKey(Math.floor(now / 1000)));
+      // Without a quota the limiter key is never touched (any key keeps the layout).
+      keysArgs.push(counterKey(sec), quota?.limiterKey ?? counterKey(sec));
       await this.r.spwDelivered(keysArgs.length, ...keysArgs, ...argv);
       return items.map(() => null);
     });

@@ -101,9 +101,12 @@ export class Downstream {
   constructor(private readonly d: DownstreamDeps) {
     this.name = d.config.name;
     this.now = d.now ?? Date.now;
-    this.writes = new DeliveryWrites(d.redis, `deliveredAt:${this.name}`, ORDER_TTL_S, (sec) => controlKeys.delivered(this.name, sec));
     this.latency = d.metrics.latency.labels({ downstream: this.name });
     this.queue = new Queue(`deliver-${this.name}`, { connection: d.bullConnection, prefix: 'spw:bull' });
+    this.writes = new DeliveryWrites(d.redis, `deliveredAt:${this.name}`, ORDER_TTL_S, (sec) => controlKeys.delivered(this.name, sec), {
+      limiterKey: this.queue.keys.limiter,
+      orders: () => (this.pacing === null ? 0 : secondQuota(this.pacing)),
+    });
     this.store = new RedisPumpStore(d.redis, this.name, d.config.topic, (id) => this.queue.toKey(id));
     const ws = windowState(d.config, this.now());
     this.state = { effectiveRate: ws.rate, scheduleRate: ws.rate, window: ws.window, paused: ws.paused, manualPause: false, override: null, aimdFactor: 1 };
@@ -233,8 +236,8 @@ export class Downstream {
 
   /**
    * Second-aligned pacing (every PACE_SLOT_MS, in every process): reads the deliveries counted so
-   * far in this wall-clock second and writes the limiter that ends the second at the rate (see
-   * paceLimiter). A second that lost time (a slow Redis call, a late timer, a window that ran
+   * far in this wall-clock second and writes the limiter that reaches the rate PACE_RESERVE_MS
+   * before the second ends (see paceLimiter; secondQuota closes the limiter for the rest). A second that lost time (a slow Redis call, a late timer, a window that ran
    * dry) catches up within itself, up to the burst; one that ran ahead slows down.
    */
   private async pace(): Promise<void> {
@@ -636,6 +639,28 @@ export const PACE_SLOT_MS = 50;
 const PACE_MIN_WINDOWS = 10;
 /** Pacing never plans below this share of the rate (a second that ran ahead slows down, it does not stop). */
 const PACE_FLOOR = 0.25;
+/**
+ * Pacing plans to have a second's deliveries this long before the second ends; the quota (see
+ * secondQuota) then holds the limiter closed for the rest. A stall of up to about this long
+ * anywhere in the second costs nothing (with windows at the rate + burst bound, a second can
+ * run about 5 % ahead of the rate).
+ */
+export const PACE_RESERVE_MS = 50;
+
+/**
+ * The deliveries a wall-clock second may have (orders), or 0 for none: once the fleet's count
+ * of the second reaches it, BullMQ's limiter is held closed until the second ends (see
+ * DeliveryWrites), so a second that pacing ran ahead of the rate stops there. Only where pacing
+ * steers (see paceLimiter).
+ */
+export function secondQuota(p: Pacing): number {
+  const max = windowCap(p.rate / p.batch, p.burst / p.batch);
+  const base = Math.max(1, Math.round((1000 * max) / (p.rate * p.boost / p.batch)));
+  if (base > 1000 / PACE_MIN_WINDOWS) return 0;
+  // The jobs admitted before the count reaches the quota (those of the window in progress) add
+  // about half a window on average: stopping half a window short centres the seconds on the rate.
+  return Math.max(1, Math.round(p.rate - (max * p.batch) / 2));
+}
 
 /** What pacing steers: the rate in force and its burst (orders/s), orders per job, the limiter boost. */
 export interface Pacing {
@@ -647,11 +672,12 @@ export interface Pacing {
 
 /**
  * The nominal rate (orders/s) for the rest of the current wall-clock second: the deliveries still
- * missing to reach `rate` (plus half a window) this second, over the time left (at least one slot), times the boost
- * (the limiter's gaps); at least PACE_FLOOR of the rate. paceLimiter bounds it.
+ * missing to reach `rate` (plus half a window) this second, over the time left until
+ * PACE_RESERVE_MS before its end (at least one slot), times the boost (the limiter's gaps); at
+ * least PACE_FLOOR of the rate. paceLimiter bounds it; secondQuota stops the second.
  */
 export function paceTarget(p: Pacing, countSoFar: number, elapsedMs: number): number {
-  const left = Math.max(PACE_SLOT_MS, 1000 - elapsedMs) / 1000;
+  const left = Math.max(PACE_SLOT_MS, 1000 - PACE_RESERVE_MS - elapsedMs) / 1000;
   // A second's count moves in whole windows: aiming half a window past the rate rounds to the
   // nearest (aiming at the rate itself ends most seconds one window short).
   const aim = p.rate + (windowCap(p.rate / p.batch, p.burst / p.batch) * p.batch) / 2;

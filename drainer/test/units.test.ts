@@ -3,7 +3,7 @@ import { Aimd, CircuitBreaker } from '../src/breaker.ts';
 import { classify, classifyError, parseRetryAfter } from '../src/classify.ts';
 import { downstreamSchema, loadDownstreams } from '../src/config.ts';
 import { Batcher } from '../src/batch.ts';
-import { PACE_SLOT_MS, nextBoost, paceLimiter, paceTarget, shortestWindow, windowCap, type Pacing } from '../src/downstream.ts';
+import { PACE_RESERVE_MS, PACE_SLOT_MS, nextBoost, paceLimiter, paceTarget, secondQuota, shortestWindow, windowCap, type Pacing } from '../src/downstream.ts';
 import { batchSizeFor, jobIdFor, toJobs, toOrder } from '../src/pump.ts';
 import { inWindow, localMinutes, secondsUntilOpen, windowState } from '../src/schedule.ts';
 import fs from 'node:fs';
@@ -129,23 +129,34 @@ describe('pacing', () => {
     }
   });
 
-  it('on track: the rate times the boost; behind: faster, never past the bound; ahead: slower, within the second', () => {
+  it('plans to end the second PACE_RESERVE_MS early at the rate times the boost: behind, faster, never past the bound; ahead, slower, within the second', () => {
     const p = pacing(1000); // jobs of 5, windows of 3 jobs
-    // Aiming at the rate plus half a window (7.5 orders).
-    expect(paceTarget(p, 0, 0)).toBeCloseTo(1007.5, 6);
-    expect(paceTarget(p, 503.75, 500)).toBeCloseTo(1007.5, 6);
-    expect(paceTarget({ ...p, boost: 1.05 }, 503.75, 500)).toBeCloseTo(1007.5 * 1.05, 6);
-    const onTrack = paceLimiter(p, 503.75, 500);
-    expect(onTrack).toEqual({ max: 3, duration: 15 }); // 15 orders per 15 ms, the nearest to 1,007.5/s
-    const behind = paceLimiter(p, 400, 500);
-    expect(behind.duration).toBeLessThan(onTrack.duration);
-    expect(behind.duration).toBeGreaterThanOrEqual(shortestWindow(p.rate, p.burst, p.batch, 3));
-    // Far behind near the end of the second: pinned at the bound.
-    expect(paceLimiter(p, 0, 990).duration).toBe(shortestWindow(p.rate, p.burst, p.batch, 3));
+    const early = 1 - PACE_RESERVE_MS / 1000;
+    // Aiming at the rate plus half a window (7.5 orders), PACE_RESERVE_MS before the second ends.
+    expect(paceTarget(p, 0, 0)).toBeCloseTo(1007.5 / early, 6);
+    expect(paceTarget(p, 503.75, 475)).toBeCloseTo(1007.5 / early, 6);
+    expect(paceTarget({ ...p, boost: 1.05 }, 503.75, 475)).toBeCloseTo((1007.5 / early) * 1.05, 6);
+    const bound = shortestWindow(p.rate, p.burst, p.batch, 3);
+    expect(bound).toBe(14);
+    // On plan: 15 orders per 14 ms, as fast as the rate + burst bound allows.
+    expect(paceLimiter(p, 503.75, 475)).toEqual({ max: 3, duration: bound });
+    // Behind: pinned at the bound, also far behind near the end of the second.
+    expect(paceLimiter(p, 400, 475).duration).toBe(bound);
+    expect(paceLimiter(p, 0, 990).duration).toBe(bound);
+    const aLittleAhead = paceLimiter(p, 600, 500);
     const ahead = paceLimiter(p, 700, 500);
-    expect(ahead.duration).toBeGreaterThan(onTrack.duration);
+    expect(aLittleAhead.duration).toBeGreaterThan(bound);
+    expect(ahead.duration).toBeGreaterThan(aLittleAhead.duration);
     // Ahead late in a second: slower, but no window reaching further into the next second than a normal one.
     expect(paceLimiter(p, 1000, 990).duration).toBe(15); // the base
+  });
+
+  it('secondQuota: half a window short of the rate where pacing steers, none below', () => {
+    expect(secondQuota(pacing(1000))).toBe(993); // windows of 15 orders: 1,000 - 7.5, rounded
+    expect(secondQuota(pacing(5000))).toBe(4963); // windows of 75 orders
+    expect(secondQuota(pacing(100))).toBe(99); // windows of 2 orders
+    expect(secondQuota(pacing(5))).toBe(0); // 5 windows a second: not paced
+    expect(secondQuota({ ...pacing(5), rate: 0.5 })).toBe(0);
   });
 
   it('does not steer rates of fewer than 10 windows a second', () => {
@@ -161,7 +172,9 @@ describe('pacing', () => {
    * after the duration in force then, and the next one starts a gap later (the worker's timer
    * and its Redis round trip: 0.3–1.5 ms); a stall of 50–100 ms (a slow call, a late timer) follows
    * a window with a chance of its duration / 6 s, so one comes about every 6 s whatever the windows.
-   * Deliveries are counted 3 ms after their window starts; the pacer runs every slot.
+   * Deliveries are counted 3 ms after their window starts; the pacer runs every slot; once a
+   * second's count reaches secondQuota, the window in progress lasts until the second ends (the
+   * limiter held closed).
    */
   function simulate(rate: number, seconds: number, seed: number): { perSecond: number[]; stalled: Map<number, number>; maxSliding: number; p: Pacing } {
     let x = seed;
@@ -172,6 +185,8 @@ describe('pacing', () => {
     let t = 0;
     let nextPace = PACE_SLOT_MS;
     const stalled = new Map<number, number>(); // stalls per second they touched
+    const quota = secondQuota(p);
+    const counts = new Map<number, number>(); // deliveries per second
     while (t < seconds * 1000) {
       while (nextPace <= t) {
         const sec = Math.floor(nextPace / 1000) * 1000;
@@ -179,9 +194,12 @@ describe('pacing', () => {
         limiter = paceLimiter(p, count, nextPace - sec);
         nextPace += PACE_SLOT_MS;
       }
+      const sec = Math.floor((t + 3) / 1000);
       for (let i = 0; i < limiter.max * p.batch; i++) delivered.push(t + 3);
+      counts.set(sec, (counts.get(sec) ?? 0) + limiter.max * p.batch);
       const stall = random() < limiter.duration / 6000 ? 50 + 50 * random() : 0;
-      t += limiter.duration + 0.3 + 1.2 * random() + stall;
+      const expiry = quota > 0 && (counts.get(sec) ?? 0) >= quota ? Math.max(t + limiter.duration, (sec + 1) * 1000) : t + limiter.duration;
+      t = expiry + 0.3 + 1.2 * random() + stall;
       if (stall > 0) for (const sec of new Set([Math.floor((t - stall) / 1000), Math.floor(t / 1000)])) stalled.set(sec, (stalled.get(sec) ?? 0) + 1);
     }
     const perSecond = Array.from({ length: seconds }, (_, s) => delivered.filter((d) => d >= s * 1000 && d < (s + 1) * 1000).length);
