@@ -9,43 +9,64 @@ import type { Redis } from 'ioredis';
 /** Most items per Lua call (bounds the script's run time and the argument list). */
 const MAX_BATCH = 500;
 
+/**
+ * The callers' promise of an add or addAll: it settles once every one of its items has a result
+ * (or the first fails). Waiters are (group, index) pairs rather than closures: this runs for
+ * every delivery, and tsx (esbuild keepNames) wraps each closure stored in a property in a
+ * defineProperty call that costs about 0.4 µs.
+ */
+class Group<R> {
+  private readonly out: R[];
+  private left: number;
+  private failed = false;
+
+  constructor(
+    size: number,
+    private readonly resolve: (r: R[]) => void,
+    private readonly reject: (e: unknown) => void,
+  ) {
+    this.out = new Array<R>(size);
+    this.left = size;
+  }
+
+  settle(index: number, r: R): void {
+    this.out[index] = r;
+    if (--this.left === 0 && !this.failed) this.resolve(this.out);
+  }
+
+  fail(e: unknown): void {
+    if (!this.failed) this.reject(e);
+    this.failed = true;
+  }
+}
+
+interface Waiter<R> {
+  group: Group<R>;
+  index: number;
+}
+
 /** Collects items during one event-loop turn and hands them to `flush` together. */
 export class Batcher<T, R> {
   private items: T[] = [];
-  private waiters: { resolve: (r: R) => void; reject: (e: unknown) => void }[] = [];
+  private waiters: Waiter<R>[] = [];
   private scheduled = false;
 
   constructor(private readonly flush: (items: T[]) => Promise<R[]>) {}
 
   add(item: T): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      this.push(item, { resolve, reject });
-    });
+    return this.addAll([item]).then(first);
   }
 
   /** Several items at once (one promise for all of them). */
   addAll(items: readonly T[]): Promise<R[]> {
     if (items.length === 0) return Promise.resolve([]);
     return new Promise<R[]>((resolve, reject) => {
-      const out = new Array<R>(items.length);
-      let left = items.length;
-      let failed = false;
-      items.forEach((item, i) =>
-        this.push(item, {
-          resolve: (r) => {
-            out[i] = r;
-            if (--left === 0 && !failed) resolve(out);
-          },
-          reject: (e) => {
-            if (!failed) reject(e);
-            failed = true;
-          },
-        }),
-      );
+      const group = new Group<R>(items.length, resolve, reject);
+      for (let i = 0; i < items.length; i++) this.push(items[i], { group, index: i });
     });
   }
 
-  private push(item: T, waiter: { resolve: (r: R) => void; reject: (e: unknown) => void }): void {
+  private push(item: T, waiter: Waiter<R>): void {
     this.items.push(item);
     this.waiters.push(waiter);
     if (this.items.length >= MAX_BATCH) this.run();
@@ -63,10 +84,10 @@ export class Batcher<T, R> {
     this.items = [];
     this.waiters = [];
     this.flush(items).then(
-      (results) => waiters.forEach((w, i) => w.resolve(results[i])),
+      (results) => waiters.forEach((w, i) => w.group.settle(w.index, results[i])),
       (err: unknown) => {
         if (items.length === 1) {
-          waiters[0].reject(err);
+          waiters[0].group.fail(err);
           return;
         }
         // One bad item (a key of the wrong type, say) must not fail everyone who shared the
@@ -76,13 +97,17 @@ export class Batcher<T, R> {
         // delivery counter may count them twice once.)
         items.forEach((item, i) => {
           this.flush([item]).then(
-            (r) => waiters[i].resolve(r[0]),
-            (e: unknown) => waiters[i].reject(e),
+            (r) => waiters[i].group.settle(waiters[i].index, r[0]),
+            (e: unknown) => waiters[i].group.fail(e),
           );
         });
       },
     );
   }
+}
+
+function first<R>(results: R[]): R {
+  return results[0];
 }
 
 /** What a worker needs to know of an order before delivering it (see DeliveryWrites.statusOf). */

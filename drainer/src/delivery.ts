@@ -33,25 +33,10 @@ export class HttpDelivery implements DeliveryClient {
    */
   deliver(body: string, orderId: string): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
-      let status = 0;
-      let retryAfter: string | undefined;
       try {
         this.pool.dispatch(
           { path: this.path, method: 'POST', headers: ['content-type', 'application/json', 'idempotency-key', orderId], body },
-          {
-            onConnect: () => undefined,
-            onHeaders: (statusCode: number, rawHeaders: Buffer[]) => {
-              status = statusCode;
-              for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-                const name = rawHeaders[i];
-                if (name.length === 11 && name.toString('latin1').toLowerCase() === 'retry-after') retryAfter = rawHeaders[i + 1].toString('latin1');
-              }
-              return true;
-            },
-            onData: () => true,
-            onComplete: () => resolve(classify(status, retryAfter)),
-            onError: (err: Error) => resolve(classifyError(err)),
-          } as unknown as Dispatcher.DispatchHandler,
+          new AnswerHandler(resolve) as unknown as Dispatcher.DispatchHandler,
         );
       } catch (err) {
         resolve(classifyError(err));
@@ -61,5 +46,40 @@ export class HttpDelivery implements DeliveryClient {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+}
+
+/**
+ * undici's handler of one delivery's answer. A class rather than an object of arrow functions:
+ * this runs for every delivery, and tsx (esbuild keepNames) wraps each arrow function stored in
+ * a property in a defineProperty call that costs about 0.4 µs.
+ */
+class AnswerHandler {
+  private status = 0;
+  private retryAfter: string | undefined;
+
+  constructor(private readonly done: (outcome: Outcome) => void) {}
+
+  onConnect(): void {}
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.status = statusCode;
+    for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i];
+      if (name.length === 11 && name.toString('latin1').toLowerCase() === 'retry-after') this.retryAfter = rawHeaders[i + 1].toString('latin1');
+    }
+    return true;
+  }
+
+  onData(): boolean {
+    return true;
+  }
+
+  onComplete(): void {
+    this.done(classify(this.status, this.retryAfter));
+  }
+
+  onError(err: Error): void {
+    this.done(classifyError(err));
   }
 }
