@@ -10,7 +10,7 @@
  *
  * Env: BENCH_ORDERS (200000), BENCH_ACCURACY_SECONDS (60), BENCH_RATES (100,1000,5000),
  * BENCH_PHASES (throughput,accuracy; or any of bare,x1,x2,rss,accuracy), BENCH_DRAINER_CONCURRENCY
- * (128), BENCH_BARE_IN_FLIGHT (64), BENCH_PROFILE=1 (run the one-process drainer under --cpu-prof
+ * (BENCH_BARE_IN_FLIGHT: the same in flight as the reference), BENCH_BARE_IN_FLIGHT (64), BENCH_PROFILE=1 (run the one-process drainer under --cpu-prof
  * and print its hot spots between ready and the last delivery).
  *
  * Every run uses a fresh downstream name (so a fresh consumer group and BullMQ queue), a flushed
@@ -57,8 +57,9 @@ const RATES = (process.env.BENCH_RATES ?? '100,1000,5000').split(',').map((r) =>
 });
 /** bare, x1, x2, rss (the ten-times-smaller backlog), accuracy; "throughput" = bare,x1,x2,rss. */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'throughput,accuracy').split(',').flatMap((p) => (p === 'throughput' ? ['bare', 'x1', 'x2', 'rss'] : [p])));
-const CONCURRENCY = intEnv('BENCH_DRAINER_CONCURRENCY', 128);
 const BARE_IN_FLIGHT = intEnv('BENCH_BARE_IN_FLIGHT', 64);
+/** Deliveries in flight per drainer process: by default as many as the bare reference keeps in flight, so both are measured the same way. */
+const CONCURRENCY = intEnv('BENCH_DRAINER_CONCURRENCY', BARE_IN_FLIGHT);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const TRACE_QUEUE = process.env.BENCH_TRACE_QUEUE === '1';
 
