@@ -237,8 +237,9 @@ export class Downstream {
   /**
    * Second-aligned pacing (every PACE_SLOT_MS, in every process): reads the deliveries counted so
    * far in this wall-clock second and writes the limiter that reaches the rate PACE_RESERVE_MS
-   * before the second ends (see paceLimiter; secondQuota closes the limiter for the rest). A second that lost time (a slow Redis call, a late timer, a window that ran
-   * dry) catches up within itself, up to the burst; one that ran ahead slows down.
+   * before the second ends (see paceLimiter; secondQuota closes the limiter for the rest). A
+   * second that lost time (a slow Redis call, a late timer, a window that ran dry) catches up
+   * within itself, up to the burst; one that ran ahead slows down.
    */
   private async pace(): Promise<void> {
     const p = this.pacing;
@@ -654,12 +655,22 @@ export const PACE_RESERVE_MS = 50;
  * steers (see paceLimiter).
  */
 export function secondQuota(p: Pacing): number {
-  const max = windowCap(p.rate / p.batch, p.burst / p.batch);
-  const base = Math.max(1, Math.round((1000 * max) / (p.rate * p.boost / p.batch)));
-  if (base > 1000 / PACE_MIN_WINDOWS) return 0;
+  const { max, baseMs } = baseWindow(p);
+  if (!steered(baseMs)) return 0;
   // The jobs admitted before the count reaches the quota (those of the window in progress) add
   // about half a window on average: stopping half a window short centres the seconds on the rate.
   return Math.max(1, Math.round(p.rate - (max * p.batch) / 2));
+}
+
+/** The base plan's windows: `max` jobs (windowCap) per `baseMs` at the rate times the boost. */
+function baseWindow(p: Pacing): { max: number; baseMs: number } {
+  const max = windowCap(p.rate / p.batch, p.burst / p.batch);
+  return { max, baseMs: Math.max(1, Math.round((1000 * max) / ((p.rate * p.boost) / p.batch))) };
+}
+
+/** Whether pacing steers a base plan of windows this long: not below PACE_MIN_WINDOWS a second, where a second's count says too little to steer by. */
+function steered(baseMs: number): boolean {
+  return baseMs <= 1000 / PACE_MIN_WINDOWS;
 }
 
 /** What pacing steers: the rate in force and its burst (orders/s), orders per job, the limiter boost. */
@@ -703,13 +714,10 @@ export function shortestWindow(rate: number, burst: number, batch: number, max: 
  * further past the end of the second than the base plan's would.
  */
 export function paceLimiter(p: Pacing, countSoFar: number, elapsedMs: number): Limiter {
-  const max = windowCap(p.rate / p.batch, p.burst / p.batch);
-  const jobsPerS = (orders: number) => orders / p.batch;
+  const { max, baseMs: base } = baseWindow(p);
   const shortest = shortestWindow(p.rate, p.burst, p.batch, max);
-  const base = Math.max(1, Math.round((1000 * max) / jobsPerS(p.rate * p.boost)));
-  // Fewer than PACE_MIN_WINDOWS windows a second: a second's count says too little to steer by.
-  if (base > 1000 / PACE_MIN_WINDOWS) return { max, duration: Math.max(shortest, base) };
-  const wanted = Math.round((1000 * max) / jobsPerS(paceTarget(p, countSoFar, elapsedMs)));
+  if (!steered(base)) return { max, duration: Math.max(shortest, base) };
+  const wanted = Math.round((1000 * max) / (paceTarget(p, countSoFar, elapsedMs) / p.batch));
   const longest = Math.max(base, 1000 - elapsedMs);
   return { max, duration: Math.max(shortest, Math.min(longest, wanted)) };
 }
