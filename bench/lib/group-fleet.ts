@@ -11,7 +11,7 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { LatencyHistogram } from './histogram.ts';
 import { groupWorkerMessage, type GroupTask, type GroupWorkerMessage } from './group-protocol.ts';
-import { BenchError, stopChild, withTimeout, type Cleanup } from './procs.ts';
+import { BenchError, cpuProfFlags, stopChild, withTimeout, type Cleanup } from './procs.ts';
 import type { ReadBackSummary } from './records.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -32,7 +32,7 @@ class GroupWorker {
   private readonly waiters: (() => void)[] = [];
 
   constructor(task: GroupTask, cleanup: Cleanup) {
-    const prof = process.env.BENCH_WORKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_WORKER_PROF}`] : [];
+    const prof = cpuProfFlags(process.env.BENCH_WORKER_PROF);
     this.child = spawn(process.execPath, [...prof, '--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
     cleanup.add(`${task.system} consumer worker`, async () => {
       await stopChild(this.child, 5_000);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { BenchError, stopChild, withTimeout, type Cleanup } from './procs.ts';
+import { BenchError, cpuProfFlags, stopChild, withTimeout, type Cleanup } from './procs.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WORKER = path.join(HERE, 'kafkajs-worker.ts');
@@ -56,7 +56,7 @@ interface Worker {
 }
 
 function startWorker(task: WorkerTask, cleanup: Cleanup): Worker {
-  const prof = process.env.BENCH_KAFKAJS_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_KAFKAJS_PROF}`] : [];
+  const prof = cpuProfFlags(process.env.BENCH_KAFKAJS_PROF);
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
   cleanup.add('kafkajs worker', async () => {
     await stopChild(child, 5_000);

@@ -114,11 +114,15 @@ interface LogLine {
   metricsPort?: number;
 }
 
+/** Node flags that make a child write a V8 CPU profile into `dir` when it exits (none without a dir). */
+export function cpuProfFlags(dir: string | undefined): string[] {
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 export async function startBroker(opts: { fsync: 'always' | 'interval'; logLevel: string; cleanup: Cleanup }): Promise<BrokerProcess> {
   const dataDir = makeTempDir('spillway-bench-broker-', opts.cleanup);
   // BENCH_BROKER_PROF (a directory): the broker writes a V8 CPU profile there when it exits.
-  const prof = process.env.BENCH_BROKER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_BROKER_PROF}`] : [];
-  const args = [...prof, 'bin/spillway.mjs', 'broker', '--port', '0', '--metrics-port', '0', '--data-dir', dataDir, '--fsync', opts.fsync, '--log-level', opts.logLevel];
+  const args = [...cpuProfFlags(process.env.BENCH_BROKER_PROF), 'bin/spillway.mjs', 'broker', '--port', '0', '--metrics-port', '0', '--data-dir', dataDir, '--fsync', opts.fsync, '--log-level', opts.logLevel];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stopping = false;
   let early: string | undefined;
