@@ -15,11 +15,12 @@
  *   client is cheap, so these figures are meant to be the broker's own limits. Wall time is
  *   spawn-to-exit: kcat -P exits only once every message is acknowledged, i.e. durable; kcat -C
  *   -e exits at the end of every partition (found by one empty poll of fetch.wait.max.ms, tuned
- *   to 20 ms, see KCAT_CONSUME_SETTINGS). Read-backs start at offset 0 rather than `beginning`,
+ *   to 5 ms, see KCAT_CONSUME_SETTINGS); every reader runs with its stdout block-buffered and
+ *   glibc's malloc growing its heap in large steps (KCAT_READER_STDBUF, KCAT_READER_ENV). Read-backs start at offset 0 rather than `beginning`,
  *   which can cost a fixed 500 ms inside librdkafka (see KCAT_START_OFFSET): one kcat -e over all
  *   partitions; one kcat -c N (exit at the N-th record, to show the end-detection cost); and one
- *   kcat process per partition, all at once (-p P -e, timed from the first spawn to the last
- *   exit). A single kcat turned out to be the limit of its read-back (its two threads hand
+ *   kcat process per partition, all at once (-p P -e, started by one sh and timed from its start
+ *   to the last reader's exit). A single kcat turned out to be the limit of its read-back (its two threads hand
  *   records over at about 1M/s here while the broker uses a third of a core), so the target row
  *   is the per-partition one, where the broker is what limits; the single-process rows are
  *   printed beside it as info.
@@ -91,7 +92,7 @@ import { runEndToEnd, type E2eOptions, type E2eRun } from './lib/e2e.ts';
 import { type GroupCommit, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
 import { createTopics } from './lib/kafkajs-produce.ts';
-import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, KCAT_START_OFFSET, kcatConsume, kcatConsumePartitions, kcatProduce, verifyReadBack } from './lib/kcat.ts';
+import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, KCAT_START_OFFSET, kcatConsume, kcatConsumePartitions, kcatProduce, kcatReaderWrapping, verifyReadBack } from './lib/kcat.ts';
 import { BenchError, Cleanup, makeTempDir, startBroker, startRedis, type BrokerProcess } from './lib/procs.ts';
 import { phaseMetrics, scrape, sumOf, type PhaseMetrics, type Sample } from './lib/prom.ts';
 import { RECORD_BYTES, writeLinesFile, type ReadBackSummary } from './lib/records.ts';
@@ -696,7 +697,7 @@ function printDetails(s: Settings, f: Figures): void {
   say('');
   say(`records: ${fmt(s.records)} x ${RECORD_BYTES} B; topics: ${PARTITIONS} partitions; broker --fsync always; phases: ${[...s.phases].join(', ')}`);
   if (b?.kcatProduce || b?.groupFull) say(`kcat produce settings: ${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')} (other librdkafka settings default)`);
-  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}, -o ${KCAT_START_OFFSET} (see KCAT_START_OFFSET), for every read-back; other librdkafka settings default`);
+  if (b?.kcatRead || b?.kafkajsTopicRead) say(`kcat read-back settings: ${Object.entries(KCAT_CONSUME_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}, -o ${KCAT_START_OFFSET} (see KCAT_START_OFFSET), for every read-back; other librdkafka settings default; each kcat -C runs under ${kcatReaderWrapping()}`);
   if (b?.kafkajsProduce) {
     const k = b.kafkajsProduce;
     say(`kafkajs: ${kafkajsShape(s)}, keyless records (default partitioner: round-robin), acks=-1, no compression, retries 0`);
@@ -803,6 +804,7 @@ async function run(s: Settings, cleanup: Cleanup): Promise<void> {
       brokerFsync: 'always',
       kcatProduceSettings: KCAT_PRODUCE_SETTINGS,
       kcatConsumeSettings: KCAT_CONSUME_SETTINGS,
+      kcatReaderWrapping: kcatReaderWrapping(),
       e2e: { chunk: E2E_CHUNK, consumerBatch: E2E_CONSUMER_BATCH, kafkaMaxWaitMs: E2E_KAFKA_MAX_WAIT_MS, redisBlockMs: E2E_REDIS_BLOCK_MS, jetstreamExpiresMs: E2E_JETSTREAM_EXPIRES_MS, partitions: E2E_PARTITIONS, warmupRecordsPerConsumerProcess: s.groupWarmup },
       targets: TARGETS,
       issueFigures: ISSUE_FIGURES,

@@ -22,16 +22,34 @@ export const KCAT_PRODUCE_SETTINGS: Readonly<Record<string, string>> = {
 /**
  * librdkafka settings of the read-back phases (printed with the results). A fetch that finds
  * nothing new long-polls for fetch.wait.max.ms; with -e the end of each partition is only known
- * after such an empty poll, so the default 500 ms would be a fixed cost of every read-back. A
- * partition may return up to 4 MiB per fetch (default 1 MiB), and the consumer keeps up to 1M
- * messages queued ahead of the output (default 100,000), so fetching is not throttled by kcat's
- * own queue.
+ * after such an empty poll, so that wait is a fixed cost of every read-back (the default 500 ms
+ * would be most of one): 5 ms here. A partition may return up to 4 MiB per fetch (default 1 MiB;
+ * 16 MiB was slower, less of the read overlaps), and the consumer keeps up to 1M messages queued
+ * ahead of the output (default 100,000), so fetching is not throttled by kcat's own queue.
  */
 export const KCAT_CONSUME_SETTINGS: Readonly<Record<string, string>> = {
-  'fetch.wait.max.ms': '20',
+  'fetch.wait.max.ms': '5',
   'max.partition.fetch.bytes': '4194304',
   'queued.min.messages': '1000000',
 };
+
+/**
+ * How every read-back's kcat is run, so that the C client costs as little as it can and the
+ * broker is what the read-back measures (printed with the results). Measured with 12 readers of
+ * 1M records here (strace -c, and the wall time of the whole read-back):
+ * - stdout block-buffered at 4 MiB (coreutils stdbuf): by default glibc flushes a file every
+ *   4 KiB, about 10,000 write calls per reader; -12 ms or so.
+ * - glibc's malloc grows its heap 64 MiB at a time (glibc.malloc.top_pad) instead of page by
+ *   page: librdkafka allocates from its broker thread's arena, which the default grows with one
+ *   mprotect call each time, about 10,000 per reader; -45 ms or so.
+ */
+export const KCAT_READER_STDBUF = '4M';
+export const KCAT_READER_ENV: Readonly<Record<string, string>> = { GLIBC_TUNABLES: 'glibc.malloc.top_pad=67108864' };
+
+/** The read-back client settings outside librdkafka, as printed with the results. */
+export function kcatReaderWrapping(): string {
+  return `stdbuf -o ${KCAT_READER_STDBUF}, ${Object.entries(KCAT_READER_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+}
 
 /**
  * Where the read-backs start: the absolute offset 0 (every bench topic is fresh, so it is the
@@ -160,17 +178,17 @@ export interface KcatConsumeResult {
 /**
  * `until: 'eof'` is the read-back of the spec (-e: exit once every partition reports its end,
  * which librdkafka learns from one fetch at the high watermark that long-polls for
- * fetch.wait.max.ms: 20 ms here, see KCAT_CONSUME_SETTINGS). `until: 'count'` (-c N) exits at
- * the N-th record instead, so the difference between the two is that end-detection cost. kcat writes to
- * `outputFile` (on tmpfs), checked afterwards by verifyReadBack, so the bench takes no CPU
- * from kcat or the broker while the clock runs.
+ * fetch.wait.max.ms, see KCAT_CONSUME_SETTINGS). `until: 'count'` (-c N) exits at the N-th record
+ * instead, so the difference between the two is that end-detection cost. kcat writes to
+ * `outputFile` (on tmpfs), checked afterwards by verifyReadBack, so the bench takes no CPU from
+ * kcat or the broker while the clock runs.
  */
 export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic: string; expected: number; until: 'eof' | 'count'; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult> {
   const stop = opts.until === 'eof' ? ['-e'] : ['-c', String(opts.expected)];
   const args = [...consumeArgs(opts.bootstrap, opts.topic), ...stop, '-q'];
   const out = fs.openSync(opts.outputFile, 'w');
   try {
-    const run = await runTool(opts.kcat, args, { stdin: 'ignore', stdout: out, timeoutMs: opts.timeoutMs });
+    const run = await runTool('stdbuf', ['-o', KCAT_READER_STDBUF, opts.kcat, ...args], { stdin: 'ignore', stdout: out, timeoutMs: opts.timeoutMs, env: KCAT_READER_ENV });
     if (run.code !== 0) throw new BenchError('KCAT_CONSUME', `kcat -C exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
     return { ms: run.ms, command: `kcat ${args.join(' ')}` };
   } finally {
@@ -179,28 +197,59 @@ export async function kcatConsume(opts: { kcat: string; bootstrap: string; topic
 }
 
 /**
+ * Starts one reader per partition in the background and waits for them all; each leaves its exit
+ * status in <out>.p<P>.rc and its stderr in <out>.p<P>.err. Arguments: kcat, out, partitions,
+ * then kcat's arguments (each reader adds -p P -e -q).
+ */
+const READERS_SCRIPT = `kcat=$1; out=$2; n=$3; shift 3
+p=0
+while [ "$p" -lt "$n" ]; do
+  { stdbuf -o ${KCAT_READER_STDBUF} "$kcat" "$@" -p "$p" -e -q > "$out.p$p" 2> "$out.p$p.err"; echo $? > "$out.p$p.rc"; } &
+  p=$((p + 1))
+done
+wait`;
+
+/**
  * The read-back with one kcat process per partition (-p P -e), all started at once and timed
- * from the first spawn to the last exit. One kcat is a pipeline of two threads (librdkafka's
- * broker thread parses fetch answers, the main thread writes the records out) whose hand-over
- * limits it near 1M records/s here with the broker mostly idle; several readers, one per
- * partition as a consumer group would spread them, make the broker the limit, which is what
- * the read-back is meant to measure. Output goes to `${outputFile}.p<P>`; check with
- * verifyReadBack(files).
+ * from the start of the launching shell to its exit, when the last reader has exited. One kcat
+ * is a pipeline of two threads (librdkafka's broker thread parses fetch answers, the main thread
+ * writes the records out) whose hand-over limits it near 1M records/s here with the broker
+ * mostly idle; several readers, one per partition as a consumer group would spread them, make the
+ * broker the limit, which is what the read-back is meant to measure. The readers are started by
+ * one sh, not by the bench: spawning 12 processes from the bench's large Node process takes
+ * 30-35 ms here (each spawn forks it), from sh about 5 ms. Output goes to `${outputFile}.p<P>`;
+ * check with verifyReadBack(files).
  */
 export async function kcatConsumePartitions(opts: { kcat: string; bootstrap: string; topic: string; partitions: number; outputFile: string; timeoutMs: number }): Promise<KcatConsumeResult & { files: string[] }> {
   const files = Array.from({ length: opts.partitions }, (_, p) => `${opts.outputFile}.p${p}`);
-  const argsFor = (p: number) => [...consumeArgs(opts.bootstrap, opts.topic), '-p', String(p), '-e', '-q'];
-  const fds = files.map((f) => fs.openSync(f, 'w'));
+  const side = files.flatMap((f) => [`${f}.rc`, `${f}.err`]);
+  const kcatArgs = consumeArgs(opts.bootstrap, opts.topic);
   try {
-    const started = performance.now();
-    const runs = await Promise.all(fds.map((fd, p) => runTool(opts.kcat, argsFor(p), { stdin: 'ignore', stdout: fd, timeoutMs: opts.timeoutMs })));
-    const ms = performance.now() - started;
-    runs.forEach((run, p) => {
-      if (run.code !== 0) throw new BenchError('KCAT_CONSUME', `kcat -C -p ${p} exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
+    const run = await runTool('sh', ['-c', READERS_SCRIPT, 'sh', opts.kcat, opts.outputFile, String(opts.partitions), ...kcatArgs], {
+      stdin: 'ignore',
+      stdout: 'ignore',
+      timeoutMs: opts.timeoutMs,
+      env: KCAT_READER_ENV,
     });
-    return { ms, files, command: `${opts.partitions} x kcat ${argsFor(0).join(' ').replace('-p 0', '-p <P>')}` };
+    if (run.code !== 0) throw new BenchError('KCAT_CONSUME', `the readers' sh exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
+    files.forEach((f, p) => {
+      const rc = readIfThere(`${f}.rc`).trim();
+      if (rc !== '0') throw new BenchError('KCAT_CONSUME', `kcat -C -p ${p} exited ${rc === '' ? '(no status)' : rc}; stderr:\n${readIfThere(`${f}.err`).slice(0, 4000)}`);
+    });
+    return { ms: run.ms, files, command: `${opts.partitions} x kcat ${kcatArgs.join(' ')} -p <P> -e -q, started by one sh` };
+  } catch (err) {
+    for (const f of files) fs.rmSync(f, { force: true });
+    throw err;
   } finally {
-    for (const fd of fds) fs.closeSync(fd);
+    for (const f of side) fs.rmSync(f, { force: true });
+  }
+}
+
+function readIfThere(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }
 

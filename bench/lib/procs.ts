@@ -233,10 +233,15 @@ export interface ToolRun {
  * ignored), so the bench process does no work while the tool is being timed; stderr is kept.
  * The process is killed if it outlives `timeoutMs`.
  */
-export function runTool(cmd: string, args: readonly string[], opts: { stdin: 'ignore' | number; stdout: 'ignore' | number; timeoutMs: number }): Promise<ToolRun> {
+export function runTool(
+  cmd: string,
+  args: readonly string[],
+  opts: { stdin: 'ignore' | number; stdout: 'ignore' | number; timeoutMs: number; env?: Readonly<Record<string, string>> },
+): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child: ChildProcess = spawn(cmd, args, { stdio: [opts.stdin, opts.stdout, 'pipe'] });
+    const env = opts.env ? { ...process.env, ...opts.env } : undefined;
+    const child: ChildProcess = spawn(cmd, args, { stdio: [opts.stdin, opts.stdout, 'pipe'], env });
     let stderr = '';
     let timedOut = false;
     const timer = setTimeout(() => {
