@@ -16,11 +16,12 @@
  *   spawn-to-exit: kcat -P exits only once every message is acknowledged, i.e. durable; kcat -C
  *   -e exits at the end of every partition (found by one empty poll of fetch.wait.max.ms, tuned
  *   to 5 ms, see KCAT_CONSUME_SETTINGS); every reader runs with its stdout block-buffered and
- *   glibc's malloc growing its heap in large steps (KCAT_READER_STDBUF, KCAT_READER_ENV). Read-backs start at offset 0 rather than `beginning`,
- *   which can cost a fixed 500 ms inside librdkafka (see KCAT_START_OFFSET): one kcat -e over all
- *   partitions; one kcat -c N (exit at the N-th record, to show the end-detection cost); and one
- *   kcat process per partition, all at once (-p P -e, started by one sh and timed from its start
- *   to the last reader's exit). A single kcat turned out to be the limit of its read-back (its two threads hand
+ *   glibc's malloc growing its heap in large steps (KCAT_READER_STDBUF, KCAT_READER_ENV).
+ *   Read-backs start at offset 0 rather than `beginning`, which can cost a fixed 500 ms inside
+ *   librdkafka (see KCAT_START_OFFSET): one kcat -e over all partitions; one kcat -c N (exit at
+ *   the N-th record, to show the end-detection cost); and one kcat process per partition, all at
+ *   once (-p P -e, started by one sh and timed from its start to the last reader's exit). A
+ *   single kcat turned out to be the limit of its read-back (its two threads hand
  *   records over at about 1M/s here while the broker uses a third of a core), so the target row
  *   is the per-partition one, where the broker is what limits; the single-process rows are
  *   printed beside it as info.

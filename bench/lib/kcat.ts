@@ -230,6 +230,7 @@ export async function kcatConsumePartitions(opts: { kcat: string; bootstrap: str
       stdout: 'ignore',
       timeoutMs: opts.timeoutMs,
       env: KCAT_READER_ENV,
+      group: true,
     });
     if (run.code !== 0) throw new BenchError('KCAT_CONSUME', `the readers' sh exited ${run.code ?? run.signal}; stderr:\n${run.stderr.slice(0, 4000)}`);
     files.forEach((f, p) => {

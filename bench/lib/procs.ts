@@ -231,22 +231,29 @@ export interface ToolRun {
 /**
  * Runs `cmd` to exit and times it from spawn to exit. stdin and stdout are file descriptors (or
  * ignored), so the bench process does no work while the tool is being timed; stderr is kept.
- * The process is killed if it outlives `timeoutMs`.
+ * The process is killed if it outlives `timeoutMs`; with `group` (a shell that starts others)
+ * it runs in a process group of its own, and the whole group is killed.
  */
 export function runTool(
   cmd: string,
   args: readonly string[],
-  opts: { stdin: 'ignore' | number; stdout: 'ignore' | number; timeoutMs: number; env?: Readonly<Record<string, string>> },
+  opts: { stdin: 'ignore' | number; stdout: 'ignore' | number; timeoutMs: number; env?: Readonly<Record<string, string>>; group?: boolean },
 ): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const env = opts.env ? { ...process.env, ...opts.env } : undefined;
-    const child: ChildProcess = spawn(cmd, args, { stdio: [opts.stdin, opts.stdout, 'pipe'], env });
+    const child: ChildProcess = spawn(cmd, args, { stdio: [opts.stdin, opts.stdout, 'pipe'], env, detached: opts.group === true });
     let stderr = '';
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      if (opts.group === true && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      } else child.kill('SIGKILL');
     }, opts.timeoutMs);
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('error', (err: Error) => {
