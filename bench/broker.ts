@@ -77,8 +77,8 @@
  * every batch; n: every n ms, not awaited),
  * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
  * BENCH_READ_PASSES (3: passes of the 12-reader read-back and of each XRANGE reference read; the
- * median pass is reported), BENCH_HALF_SPEED_MAX_S (30), BENCH_PHASE_TIMEOUT_S (900), BENCH_KCAT (kcat), BENCH_REDIS_SERVER
- * (/usr/bin/redis-server), BENCH_NATS_SERVER (/usr/sbin/nats-server), BENCH_WORKER_PROF (a directory:
+ * median pass is reported), BENCH_HALF_SPEED_MAX_S (30), BENCH_PHASE_TIMEOUT_S (900), BENCH_KCAT
+ * (kcat), BENCH_REDIS_SERVER (/usr/bin/redis-server), BENCH_NATS_SERVER (/usr/sbin/nats-server), BENCH_WORKER_PROF (a directory:
  * the end-to-end consumer processes write V8 CPU profiles there, --cpu-prof), BENCH_BROKER_PROF (a
  * directory: the broker writes its V8 CPU profile there when it exits).
  * Exit status: 0 when every selected phase ran and every read-back was exact (targets are
@@ -291,7 +291,7 @@ async function measureRedisClient(
   readBack: () => Promise<RedisReadResult>,
 ): Promise<RedisClientFigures> {
   const a = await withServerCpu(pid, append);
-  const passes: Awaited<ReturnType<typeof withServerCpu<RedisReadResult>>>[] = [];
+  const passes: { result: RedisReadResult; cpuMs: number }[] = [];
   for (let i = 0; i < s.readPasses; i++) {
     const pass = await withServerCpu(pid, readBack);
     requireComplete(`redis XRANGE (${client})`, pass.result.check);

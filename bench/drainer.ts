@@ -10,8 +10,9 @@
  *
  * Env: BENCH_ORDERS (200000), BENCH_ACCURACY_SECONDS (60), BENCH_RATES (100,1000,5000),
  * BENCH_PHASES (throughput,accuracy; or any of bare,x1,x2,rss,accuracy), BENCH_DRAINER_CONCURRENCY
- * (BENCH_BARE_IN_FLIGHT: the same in flight as the reference), BENCH_BARE_IN_FLIGHT (64), BENCH_PROFILE=1 (run the one-process drainer under --cpu-prof
- * and print its hot spots between ready and the last delivery).
+ * (BENCH_BARE_IN_FLIGHT: the same in flight as the reference), BENCH_BARE_IN_FLIGHT (64),
+ * BENCH_PROFILE=1 (run the one-process drainer under --cpu-prof and print its hot spots between
+ * ready and the last delivery).
  *
  * Every run uses a fresh downstream name (so a fresh consumer group and BullMQ queue), a flushed
  * Redis and a reset simulator ledger; "unlimited" is rate 1e6/s, burst 100,000. Deliveries/s

@@ -197,13 +197,14 @@ export class DeliveryWrites {
       const keysArgs: string[] = [];
       const now = Date.now();
       const sec = Math.floor(now / 1000);
+      const counter = counterKey(sec);
       const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField, quota?.orders() ?? 0, (sec + 1) * 1000];
       for (const d of items) {
         keysArgs.push(d.orderKey, d.doneKey);
         argv.push(d.attempts, d.offset === null ? '' : d.offset);
       }
       // Without a quota the limiter key is never touched (any key keeps the layout).
-      keysArgs.push(counterKey(sec), quota?.limiterKey ?? counterKey(sec));
+      keysArgs.push(counter, quota?.limiterKey ?? counter);
       await this.r.spwDelivered(keysArgs.length, ...keysArgs, ...argv);
       return items.map(() => null);
     });

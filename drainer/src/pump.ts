@@ -6,9 +6,10 @@
  * Jobs: one job carries up to `batchSize()` orders of consecutive offsets of one partition
  * (about 5 ms of the permitted rate: one order per job up to 399/s, 5 at 1,000/s, 25 at
  * 5,000/s, 50 from 10,000/s), so BullMQ's per-job cost (a few Lua calls and stream events) is
- * shared by the orders of a job. BullMQ's limiter counts jobs; the downstream's limiter is set in jobs of that
- * size, and a worker splits a job that is bigger than the size in force when it runs (the rate
- * dropped meanwhile), so no limiter slot delivers more orders than the plan allows.
+ * shared by the orders of a job. BullMQ's limiter counts jobs; the downstream's limiter is set
+ * in jobs of that size, and a worker splits a job that is bigger than the size in force when it
+ * runs (the rate dropped meanwhile), so no limiter slot delivers more orders than the plan
+ * allows.
  *
  * A job's id is topic:partition:first-offset, and the offsets it covers are recorded in the
  * partition's ranges set (`first:last`, scored by first) before the job is added. Pumping a
