@@ -90,6 +90,8 @@ export interface E2eRun {
   groupStartMs: number;
   /** producerCores: kcat's for Spillway; the bench process's for Redis and JetStream (it is their producer). */
   cpu: { serverCores: number; serverCpuMs: number; producerCores: number; consumerCores: number; benchCores: number; machineBusyFraction: number };
+  /** A full-speed run made several times (bench/broker.ts fullSpeedPasses): every pass's end-to-end rate; this run is the median pass. */
+  passesPerSec?: number[];
 }
 
 function sleep(ms: number): Promise<void> {
