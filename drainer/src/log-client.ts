@@ -18,6 +18,8 @@ export interface PartitionBatch {
   topic: string;
   partition: number;
   records: LogRecord[];
+  /** The partition's log end offset when the batch was fetched: records past the batch exist if it is beyond the last one. */
+  highWatermark: number;
   /** Marks records as taken so the consumer does not fetch them again (not a commit). */
   taken(offset: number): void;
   heartbeat(): Promise<void>;
@@ -104,6 +106,7 @@ export class KafkajsLogClient implements LogClient {
                 value: m.value?.toString() ?? '',
                 timestamp: Number(m.timestamp),
               })),
+              highWatermark: Number(batch.highWatermark),
               taken: (offset) => resolveOffset(String(offset)),
               heartbeat,
               isRunning: () => isRunning() && !isStale(),

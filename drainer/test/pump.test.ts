@@ -71,12 +71,12 @@ class Fakes {
     stop: async () => undefined,
   };
 
-  /** Hands offsets [from, to] of partition 0 to the pump, as the consumer would. */
-  async deliverBatch(from: number, to: number): Promise<number[]> {
+  /** Hands offsets [from, to] of partition 0 to the pump, as the consumer would; the log ends at `highWatermark` (default: right after the batch). */
+  async deliverBatch(from: number, to: number, highWatermark = to + 1): Promise<number[]> {
     const taken: number[] = [];
     const records: LogRecord[] = [];
     for (let o = from; o <= to; o++) records.push({ topic: TOPIC, partition: 0, offset: o, key: 'SKU-1', value: JSON.stringify({ orderId: `o-${o}`, acceptedAt: 1 }), timestamp: 1 });
-    await this.onBatch?.({ topic: TOPIC, partition: 0, records, taken: (o) => taken.push(o), heartbeat: async () => undefined, isRunning: () => true });
+    await this.onBatch?.({ topic: TOPIC, partition: 0, records, highWatermark, taken: (o) => taken.push(o), heartbeat: async () => undefined, isRunning: () => true });
     return taken;
   }
 }
@@ -205,6 +205,29 @@ describe('pump with jobs of several orders', () => {
     f.finishJob(0);
     await pump.tick();
     expect(f.commits).toEqual([6]);
+  });
+
+  it('leaves a short last job for the next fetch while the log goes on past the batch', async () => {
+    await startPump(f, 3);
+    // 0..7 of a log that goes on to 19: 6..7 would be a job of 2; they stay untaken.
+    expect(await f.deliverBatch(0, 7, 20)).toEqual([5]);
+    expect(f.jobOffsets()).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
+    // The next fetch starts at 6 and completes the job; 9..10 wait again.
+    expect(await f.deliverBatch(6, 10, 20)).toEqual([8]);
+    // A batch too small for one whole job is taken as it is, or a fetch of huge records would never progress.
+    expect(await f.deliverBatch(9, 10, 20)).toEqual([10]);
+    // At the end of the log the short job goes at once.
+    expect(await f.deliverBatch(11, 12)).toEqual([12]);
+    expect(f.jobOffsets()).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7, 8],
+      [9, 10],
+      [11, 12],
+    ]);
   });
 
   it('a second pump re-reading the partition adds jobs only for orders neither done nor in a job', async () => {
