@@ -315,7 +315,7 @@ function printRun(r: ThroughputRun): void {
     .map(([k, v]) => `${k} ${v.toFixed(2)}`)
     .join(', ');
   console.log(
-    `  ${(r.pass > 1 || THROUGHPUT_PASSES > 1 ? `${r.label} #${r.pass}` : r.label).padEnd(14)} ${fmt(r.deliveriesPerSecond)} deliveries/s (${fmt(r.delivered)}/${fmt(r.expected)} in ${r.seconds.toFixed(1)} s, duplicates ${r.duplicates})${skew}${pending}; RSS start→peak ${rss}, redis ${fmt(r.redisRss.startMb)}→${fmt(r.redisRss.peakMb)} MB; CPU s: ${cpu}`,
+    `  ${(THROUGHPUT_PASSES > 1 && (r.label === 'bare' || r.label === 'drainer-x1') ? `${r.label} #${r.pass}` : r.label).padEnd(14)} ${fmt(r.deliveriesPerSecond)} deliveries/s (${fmt(r.delivered)}/${fmt(r.expected)} in ${r.seconds.toFixed(1)} s, duplicates ${r.duplicates})${skew}${pending}; RSS start→peak ${rss}, redis ${fmt(r.redisRss.startMb)}→${fmt(r.redisRss.peakMb)} MB; CPU s: ${cpu}`,
   );
   if (r.kind === 'drainer') console.log(`  ${''.padEnd(14)} redis commands per delivery: ${Object.values(r.redisCommandsPerDelivery).reduce((a, b) => a + b, 0).toFixed(1)} (${cmds})`);
 }
