@@ -101,7 +101,7 @@ import { phaseMetrics, scrape, sumOf, type PhaseMetrics, type Sample } from './l
 import { RECORD_BYTES, writeLinesFile, type ReadBackSummary } from './lib/records.ts';
 import { connectIoredis, ioredisAppend, ioredisReadBack, ioredisServerVersion } from './lib/redis-ioredis.ts';
 import { redisAppend, redisReadBack, type RedisAppendResult, type RedisReadResult } from './lib/redis-streams.ts';
-import { comparisonTable, fmt, latency, limitRow, missingRow, ratioRow, throughput, writeJson, type Comparison, type Latency, type Throughput } from './lib/report.ts';
+import { comparisonTable, fmt, latency, limitRow, medianBy, missingRow, ratioRow, throughput, writeJson, type Comparison, type Latency, type Throughput } from './lib/report.ts';
 import { RespClient } from './lib/resp.ts';
 import { readRss, RssSampler } from './lib/rss.ts';
 
@@ -261,17 +261,6 @@ interface RedisFigures {
   ioredis: RedisClientFigures;
   /** Info: the raw RESP client, the best case a client could get. */
   raw: RedisClientFigures;
-}
-
-/**
- * The median element by `key` (for an even count the upper one, the slower pass: never the
- * better of the middle two). Sub-second read-backs on a shared 2-core machine swing by 30 % and
- * more from one pass to the next, so the read-back that carries a target, and its reference,
- * are run several times (BENCH_READ_PASSES) and the median pass is what counts.
- */
-function medianBy<T>(xs: readonly T[], key: (x: T) => number): T {
-  const sorted = [...xs].sort((a, b) => key(a) - key(b));
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** "; passes 0.41, 0.38, 0.52 s (median reported)" when there was more than one. */

@@ -36,6 +36,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 import { repoRoot, startRedis, waitFor, type RedisProcess } from '../lib/src/testing/processes.ts';
+import { medianBy } from './lib/report.ts';
 import { produceOrders } from './drainer/orders.ts';
 import { monotonicMicros, printProfile, summariseProfile, type ProfileSummary } from './drainer/profile.ts';
 import { HeapSampler, RssSampler, startBare, startBroker, startDrainer, stopProcess, writeDrainerConfig, type BareProcess, type BareSummary, type BrokerProcess, type DrainerProcess, type RssFigures } from './drainer/procs.ts';
@@ -461,20 +462,14 @@ function median(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-/**
- * The median pass of a label by deliveries/s. With an even count, the pass that does not flatter
- * the drainer: the slower middle one for the drainer, the faster middle one for the reference.
- */
-function medianPass(tp: readonly ThroughputRun[], label: string): ThroughputRun | undefined {
-  const runs = tp.filter((r) => r.label === label).sort((a, b) => a.deliveriesPerSecond - b.deliveriesPerSecond);
-  if (runs.length === 0) return undefined;
-  return runs[label === 'bare' ? Math.floor(runs.length / 2) : Math.floor((runs.length - 1) / 2)];
-}
-
 function rows(tp: ThroughputRun[], acc: AccuracyRun[]): Row[] {
   const out: Row[] = [];
-  const bare = medianPass(tp, 'bare');
-  const x1 = medianPass(tp, 'drainer-x1');
+  const bares = tp.filter((r) => r.label === 'bare');
+  const x1s = tp.filter((r) => r.label === 'drainer-x1');
+  // The median pass of each; with an even count the one that does not flatter the drainer: the
+  // faster middle reference, the slower middle drainer.
+  const bare = bares.length > 0 ? medianBy(bares, (r) => r.deliveriesPerSecond) : undefined;
+  const x1 = x1s.length > 0 ? medianBy(x1s, (r) => -r.deliveriesPerSecond) : undefined;
   const x2 = tp.find((r) => r.label === 'drainer-x2');
   const rate = (r: ThroughputRun) => `${fmt(r.deliveriesPerSecond)}/s${r.complete ? '' : ` (INCOMPLETE ${r.delivered}/${r.expected})`}`;
   if (bare) out.push({ figure: 'bare kafkajs consumer (reference)', value: rate(bare), reference: '-', ratio: '-', target: '-', pass: null });
@@ -496,8 +491,6 @@ function rows(tp: ThroughputRun[], acc: AccuracyRun[]): Row[] {
     });
     if (bare) out.push({ figure: 'drainer ×2 vs bare consumer', value: rate(x2), reference: rate(bare), ratio: `${(x2.deliveriesPerSecond / bare.deliveriesPerSecond).toFixed(2)}x`, target: '-', pass: null });
   }
-  const bares = tp.filter((r) => r.label === 'bare');
-  const x1s = tp.filter((r) => r.label === 'drainer-x1');
   if (bares.length > 1 || x1s.length > 1) {
     const per = (runs: ThroughputRun[]) => runs.map((r) => fmt(r.deliveriesPerSecond)).join(', ');
     out.push({

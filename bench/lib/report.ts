@@ -14,6 +14,18 @@ export function percentile(values: readonly number[], q: number): number {
   return sorted[idx];
 }
 
+/**
+ * The median element by `key`; for an even count the upper one by `key`. Callers pick the key so
+ * that this is never the flattering one of the middle two: pass times (the slower pass), or a
+ * reference's rate (the faster reference). Sub-second read-backs and full-speed runs on a shared
+ * 2-core machine swing by 30 % and more from one pass to the next, so the runs that carry a
+ * target, and their references, are made several times and the median pass is what counts.
+ */
+export function medianBy<T>(xs: readonly T[], key: (x: T) => number): T {
+  const sorted = [...xs].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
 export interface Throughput {
   records: number;
   ms: number;
