@@ -22,9 +22,12 @@ describe('drainer start-up', () => {
 
     const { port, dir } = stack.redisProc;
     await stack.redisProc.stop('SIGKILL');
-    const starting = stack.drainer(config);
-    // Long enough for ioredis to give up on a command (3 retries) several times over.
-    await sleep(4000);
+    // Redis stays down until the drainer has found it down (a fixed sleep was not always long
+    // enough for the drainer to get that far on a loaded machine), then a while longer.
+    let retried = false;
+    const starting = stack.drainer(config, { onLog: (l) => (retried ||= typeof l.msg === 'string' && l.msg.includes('failed; retrying')) });
+    await waitFor(() => retried, { timeoutMs: 60_000, what: 'the drainer to retry while Redis is down' });
+    await sleep(1000);
     stack.redisProc = await startRedis({ port, dir });
     const drainer = await starting;
 

@@ -99,10 +99,10 @@ export function writeDrainerConfig(downstreams: DownstreamSpec[]): string {
 
 export type DrainerProcess = SpillwayProcess & { metricsPort: number; metricsUrl: string };
 
-export async function startDrainer(opts: { config: string; redisUrl: string; kafkaBrokers: string; dlqTopic?: string }): Promise<DrainerProcess> {
+export async function startDrainer(opts: { config: string; redisUrl: string; kafkaBrokers: string; dlqTopic?: string; onLog?: (line: Record<string, unknown>) => void }): Promise<DrainerProcess> {
   const args = ['drainer', '--config', opts.config, '--redis-url', opts.redisUrl, '--kafka-brokers', opts.kafkaBrokers, '--metrics-port', '0'];
   if (opts.dlqTopic !== undefined) args.push('--dlq-topic', opts.dlqTopic);
-  const p = await startSpillway(args, { ready: (l) => l.msg === 'drainer running', timeoutMs: 60_000 });
+  const p = await startSpillway(args, { ready: (l) => l.msg === 'drainer running', timeoutMs: 60_000, onLog: opts.onLog });
   const metricsPort = p.readyLine.metricsPort as number;
   return { ...p, metricsPort, metricsUrl: `http://127.0.0.1:${metricsPort}` };
 }
@@ -172,8 +172,8 @@ export class Stack {
     return s;
   }
 
-  async drainer(config: string, opts: { dlqTopic?: string } = {}): Promise<DrainerProcess> {
-    const d = await startDrainer({ config, redisUrl: this.redisUrl, kafkaBrokers: this.broker.bootstrap, dlqTopic: opts.dlqTopic });
+  async drainer(config: string, opts: { dlqTopic?: string; onLog?: (line: Record<string, unknown>) => void } = {}): Promise<DrainerProcess> {
+    const d = await startDrainer({ config, redisUrl: this.redisUrl, kafkaBrokers: this.broker.bootstrap, dlqTopic: opts.dlqTopic, onLog: opts.onLog });
     this.drainers.push(d);
     return d;
   }

@@ -71,11 +71,12 @@ export function onLines(stream: Readable, onLine: (line: string) => void): void 
 
 /**
  * Starts `spillway <command> ...args` (after `nodeArgs`, node's own flags such as --cpu-prof,
- * which NODE_OPTIONS does not take) and resolves once a log line matches `ready`.
+ * which NODE_OPTIONS does not take) and resolves once a log line matches `ready`. `onLog` sees
+ * every log line as it arrives, start-up included (the returned `logs` only once ready).
  */
 export async function startSpillway(
   args: string[],
-  opts: { ready: (line: Record<string, unknown>) => boolean; env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] },
+  opts: { ready: (line: Record<string, unknown>) => boolean; env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[]; onLog?: (line: Record<string, unknown>) => void },
 ): Promise<SpillwayProcess & { readyLine: Record<string, unknown> }> {
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), spillwayBin, ...args], {
     cwd: repoRoot,
@@ -90,6 +91,7 @@ export async function startSpillway(
     try {
       const parsed = JSON.parse(line) as Record<string, unknown>;
       logs.push(parsed);
+      opts.onLog?.(parsed);
       if (!readyLine && opts.ready(parsed)) readyLine = parsed;
     } catch {
       logs.push({ raw: line });
