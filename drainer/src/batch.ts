@@ -126,38 +126,56 @@ return out`;
  * For each order delivered: its status hash (status, deliveredAt, deliveredAt:<downstream>,
  * attempts; TTL refreshed) and, unless it is a re-drive, its offset in the partition's done set.
  * The count is added to the downstream's per-second delivery counter (the rate controller's
- * measure, fleet-wide). Once that count reaches the second's quota (when one is given), BullMQ's
- * limiter key is held closed until the second ends, as Queue.rateLimit does (a value no count
- * reaches, with that TTL); it is only ever extended, never shortened, so no limiter window ends
- * sooner than its duration. KEYS: order key, done key (pairs), then the counter and the limiter
- * key. ARGV: ttl, now, deliveredAt field, quota (0 = none), the second's end (ms), then
- * attempts, offset ('' = not tracked) per order.
+ * measure, fleet-wide). KEYS: order key, done key (pairs), then the counter. ARGV: ttl, now,
+ * deliveredAt field, then attempts, offset ('' = not tracked) per order.
  */
 const DELIVERED = `
 local ttl, now, field = ARGV[1], ARGV[2], ARGV[3]
-local quota, secondEnd = tonumber(ARGV[4]), tonumber(ARGV[5])
-local counter, limiter = KEYS[#KEYS - 1], KEYS[#KEYS]
-local n = (#KEYS - 2) / 2
-local count = redis.call('INCRBY', counter, n)
+local counter = KEYS[#KEYS]
+local n = (#KEYS - 1) / 2
+redis.call('INCRBY', counter, n)
 redis.call('EXPIRE', counter, 60)
-if quota > 0 and count >= quota then
-  local left = secondEnd - tonumber(now)
-  if left > 0 and redis.call('PTTL', limiter) < left then
-    redis.call('SET', limiter, 9007199254740991, 'PX', left)
-  end
-end
 for i = 1, n do
   local order, done = KEYS[2 * i - 1], KEYS[2 * i]
-  local attempts, offset = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  local attempts, offset = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   redis.call('HSET', order, 'status', 'delivered', 'deliveredAt', now, field, now, 'attempts', attempts)
   redis.call('EXPIRE', order, ttl)
   if offset ~= '' then redis.call('ZADD', done, offset, offset) end
 end
 return n`;
 
+/**
+ * A job's start against its second's quota (fleet-wide): adds the job's orders to the second's
+ * count of orders started and answers 1 if the job may go out. It may while the middle of the
+ * job is within the quota, so a second ends within half a job of it; otherwise its orders are
+ * taken back off the count and it answers 0. Once a second has its quota, BullMQ's limiter key
+ * is held closed until jobs started count against the next second, as Queue.rateLimit does (a
+ * value no count reaches, with that TTL), so no worker starts another job meanwhile; the hold is
+ * only ever extended, never shortened, so no limiter window ends sooner than its duration. KEYS:
+ * the second's started counter, the limiter key. ARGV: the job's orders, the quota, now (ms),
+ * when the second stops taking starts (ms).
+ */
+const START = `
+local n, quota, now, secondEnd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local count = redis.call('INCRBY', KEYS[1], n)
+redis.call('EXPIRE', KEYS[1], 60)
+local ok = 1
+if count - n / 2 > quota then
+  redis.call('DECRBY', KEYS[1], n)
+  ok = 0
+end
+if ok == 0 or count >= quota then
+  local left = secondEnd - now
+  if left > 0 and redis.call('PTTL', KEYS[2]) < left then
+    redis.call('SET', KEYS[2], 9007199254740991, 'PX', left)
+  end
+end
+return ok`;
+
 type Scripted = Redis & {
   spwStatusOf(numKeys: number, ...args: string[]): Promise<string[]>;
   spwDelivered(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  spwStart(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
 
 export interface Delivered {
@@ -168,9 +186,13 @@ export interface Delivered {
   offset: number | null;
 }
 
-/** BullMQ's limiter key of the downstream's queue, and the deliveries a second may have now (0: no quota). */
+/**
+ * The per-second quota of a downstream's starts: BullMQ's limiter key of its queue, the key of a
+ * second's count of orders started, and the orders a second may start now (0: no quota).
+ */
 export interface SecondQuota {
   limiterKey: string;
+  startedKey(epochSecond: number): string;
   orders(): number;
 }
 
@@ -182,31 +204,50 @@ export class DeliveryWrites {
   readonly delivered: Batcher<Delivered, null>;
 
   /**
-   * `counterKey(second)`: the per-second delivery counter of the downstream; `quota`: the limiter
-   * to hold closed once a second has its deliveries (orders() is 0 while paused, or at rates too
-   * slow to pace).
+   * `counterKey(second)`: the per-second delivery counter of the downstream; `quota`: the
+   * per-second quota of starts (orders() is 0 while paused, or at rates too slow to pace).
    */
-  constructor(redis: Redis, deliveredAtField: string, ttlSeconds: number, counterKey: (epochSecond: number) => string, quota?: SecondQuota) {
+  constructor(
+    redis: Redis,
+    deliveredAtField: string,
+    ttlSeconds: number,
+    counterKey: (epochSecond: number) => string,
+    private readonly quota?: SecondQuota,
+  ) {
     if (!('spwStatusOf' in redis)) {
       redis.defineCommand('spwStatusOf', { lua: STATUS_OF });
       redis.defineCommand('spwDelivered', { lua: DELIVERED });
+      redis.defineCommand('spwStart', { lua: START });
     }
     this.r = redis as Scripted;
     this.statusOf = new Batcher(async (orderKeys) => this.r.spwStatusOf(orderKeys.length, ...orderKeys, deliveredAtField));
     this.delivered = new Batcher<Delivered, null>(async (items) => {
       const keysArgs: string[] = [];
       const now = Date.now();
-      const sec = Math.floor(now / 1000);
-      const counter = counterKey(sec);
-      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField, quota?.orders() ?? 0, (sec + 1) * 1000];
+      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField];
       for (const d of items) {
         keysArgs.push(d.orderKey, d.doneKey);
         argv.push(d.attempts, d.offset === null ? '' : d.offset);
       }
-      // Without a quota the limiter key is never touched (any key keeps the layout).
-      keysArgs.push(counter, quota?.limiterKey ?? counter);
+      keysArgs.push(counterKey(Math.floor(now / 1000)));
       await this.r.spwDelivered(keysArgs.length, ...keysArgs, ...argv);
       return items.map(() => null);
     });
+  }
+
+  /**
+   * Whether a job of `orders` orders may start now (see START); always true without a quota. It
+   * counts against the wall-clock second its orders are expected to reach the downstream in,
+   * `leadMs` from now (the time a job's deliveries take, on average): a job started late in a
+   * second is the next second's. A job refused is to go back to the window; the limiter stays
+   * closed until jobs started count against the next second.
+   */
+  async start(orders: number, leadMs: number): Promise<boolean> {
+    const quota = this.quota?.orders() ?? 0;
+    if (this.quota === undefined || quota <= 0) return true;
+    const now = Date.now();
+    const lead = Math.max(0, Math.round(leadMs));
+    const sec = Math.floor((now + lead) / 1000);
+    return (await this.r.spwStart(2, this.quota.startedKey(sec), this.quota.limiterKey, orders, quota, now, (sec + 1) * 1000 - lead)) === 1;
   }
 }

@@ -34,11 +34,17 @@ const controlKeys = {
   boostLock: (name: string) => `spw:downstream:${name}:rate-boost-lock`,
   /** Deliveries completed in one wall-clock second, fleet-wide. */
   delivered: (name: string, second: number) => `spw:downstream:${name}:delivered:${second}`,
+  /** Orders of the jobs started in one wall-clock second, fleet-wide (see secondQuota). */
+  started: (name: string, second: number) => `spw:downstream:${name}:started:${second}`,
 };
 
 const STALLED_CHECK_MS = 5_000;
 /** How long a job whose dead letters could not be written waits before it runs again. */
 const DEFER_MS = 5_000;
+
+/** The moving average of a job's arrival time (see Downstream.arrivalMs): weight of each job, and the most one job adds. */
+const ARRIVAL_WEIGHT = 0.05;
+const ARRIVAL_MAX_MS = 250;
 
 /** Whole seconds of deliveries the rate controller averages before it adjusts the boost. */
 const BOOST_MEASURE_S = 3;
@@ -91,6 +97,12 @@ export class Downstream {
   private readonly writes: DeliveryWrites;
   /** The job ranges and done marks of the downstream's topic (shared by the pump and the workers). */
   private readonly store: RedisPumpStore;
+  /**
+   * How long after its start a job's orders reach the downstream, on average (ms; a moving
+   * average over jobs): a job's start counts against the second its orders arrive in (see
+   * DeliveryWrites.start).
+   */
+  private arrivalMs = 0;
   /** Orders per job (and per limiter slot) for the rate in force; see batchSizeFor. */
   private batch = 1;
   /** Deliveries in flight in this process, at most config.concurrency. */
@@ -105,6 +117,7 @@ export class Downstream {
     this.queue = new Queue(`deliver-${this.name}`, { connection: d.bullConnection, prefix: 'spw:bull' });
     this.writes = new DeliveryWrites(d.redis, `deliveredAt:${this.name}`, ORDER_TTL_S, (sec) => controlKeys.delivered(this.name, sec), {
       limiterKey: this.queue.keys.limiter,
+      startedKey: (sec) => controlKeys.started(this.name, sec),
       orders: () => (this.pacing === null ? 0 : secondQuota(this.pacing)),
     });
     this.store = new RedisPumpStore(d.redis, this.name, d.config.topic, (id) => this.queue.toKey(id));
@@ -325,6 +338,12 @@ export class Downstream {
     else this.inFlight--;
   }
 
+  private observeArrival(ms: number): void {
+    // A job held up far longer (a stall, a slow downstream) says little about the next one.
+    const sample = Math.min(ms, ARRIVAL_MAX_MS);
+    this.arrivalMs = this.arrivalMs === 0 ? sample : this.arrivalMs + ARRIVAL_WEIGHT * (sample - this.arrivalMs);
+  }
+
   /**
    * A job bigger than the batch size in force (the rate dropped since it was pumped) keeps its
    * first `size` orders; the rest becomes a new job (recorded in the ranges set first, so a
@@ -375,6 +394,10 @@ export class Downstream {
     const labels = { downstream: this.name };
     let orders = j.orders;
     if (orders.length > this.batch) orders = await this.split(job, this.batch);
+    // A second that has its quota of starts: back to the window (no attempt used) until it ends.
+    if (!(await this.writes.start(orders.length, this.arrivalMs))) throw Worker.RateLimitError();
+    const startedAt = performance.now();
+    let arrivals = 0;
     const statuses = await this.writes.statusOf.addAll(orders.map((o) => keys.order(o.orderId)));
     const todo: DeliveryOrder[] = [];
     const skipped: DeliveryOrder[] = [];
@@ -393,13 +416,16 @@ export class Downstream {
         try {
           const started = performance.now();
           const outcome = await this.d.delivery.deliver(o.body, o.orderId);
-          this.latency.observe((performance.now() - started) / 1000);
+          const at = performance.now();
+          this.latency.observe((at - started) / 1000);
+          arrivals += at - startedAt;
           return outcome;
         } finally {
           this.release();
         }
       }),
     );
+    if (todo.length > 0) this.observeArrival(arrivals / todo.length);
     const attempts = job.attemptsMade + 1;
     const done = doneKey(this.name, j.topic, j.partition);
     const again: DeliveryOrder[] = [];
@@ -614,16 +640,19 @@ export class Downstream {
   }
 }
 
-/** Jobs per limiter window, as a share of the rate: a wall-clock second that holds one window more or less than the next is off by this much. */
-const WINDOW_SHARE = 0.015;
+/**
+ * Jobs per limiter window, as a share of the rate. Every window costs a gap (see nextBoost), so
+ * fewer, larger windows lose less of the rate to them; a second no longer holds whole windows
+ * (the quota of starts, see secondQuota, ends it within half a job of the rate), so their size
+ * no longer sets how far a second is off.
+ */
+const WINDOW_SHARE = 0.045;
 /** Most the limiter's nominal rate may exceed the configured one to make up for the gaps between its windows. */
 const MAX_BOOST = 1.25;
 
 /**
  * Most jobs per limiter window: half the burst (the other half is room for the boost), and about
- * 1.5% of the rate. A wall-clock second holds whole windows, so a second on plan is off the rate
- * by up to about one window: at 3% seconds alternated between -1% and +2%, at 1.5% they stay
- * within about ±1%, leaving the rest of the 3% for a window lost to a stall.
+ * 4.5 % of the rate (45 ms of it).
  */
 export function windowCap(rate: number, burst: number): number {
   return Math.max(1, Math.min(Math.floor(burst / 2), Math.round(rate * WINDOW_SHARE)));
@@ -649,17 +678,14 @@ const PACE_FLOOR = 0.25;
 export const PACE_RESERVE_MS = 50;
 
 /**
- * The deliveries a wall-clock second may have (orders), or 0 for none: once the fleet's count
- * of the second reaches it, BullMQ's limiter is held closed until the second ends (see
- * DeliveryWrites), so a second that pacing ran ahead of the rate stops there. Only where pacing
+ * The orders a wall-clock second may start, or 0 for none: the rate. A job starts only while its
+ * middle is within the second's quota (see DeliveryWrites.start); one that is not goes back to
+ * the window, and BullMQ's limiter is held closed until the second ends. Only where pacing
  * steers (see paceLimiter).
  */
 export function secondQuota(p: Pacing): number {
-  const { max, baseMs } = baseWindow(p);
-  if (!steered(baseMs)) return 0;
-  // The jobs admitted before the count reaches the quota (those of the window in progress) add
-  // about half a window on average: stopping half a window short centres the seconds on the rate.
-  return Math.max(1, Math.round(p.rate - (max * p.batch) / 2));
+  if (!steered(baseWindow(p).baseMs)) return 0;
+  return Math.max(1, Math.round(p.rate));
 }
 
 /** The base plan's windows: `max` jobs (windowCap) per `baseMs` at the rate times the boost. */
@@ -689,8 +715,8 @@ export interface Pacing {
  */
 export function paceTarget(p: Pacing, countSoFar: number, elapsedMs: number): number {
   const left = Math.max(PACE_SLOT_MS, 1000 - PACE_RESERVE_MS - elapsedMs) / 1000;
-  // A second's count moves in whole windows: aiming half a window past the rate rounds to the
-  // nearest (aiming at the rate itself ends most seconds one window short).
+  // A second's count moves in whole windows: aiming half a window past the rate makes most seconds
+  // reach their quota (see secondQuota), which then ends them at the rate.
   const aim = p.rate + (windowCap(p.rate / p.batch, p.burst / p.batch) * p.batch) / 2;
   const wanted = (Math.max(0, aim - countSoFar) / left) * p.boost;
   return Math.max(p.rate * PACE_FLOOR, wanted);

@@ -1,67 +1,93 @@
 /**
- * The second's quota in the workers' delivery writes (DeliveryWrites, real redis-server): once the
- * per-second count reaches the quota, BullMQ's limiter key is held closed until the second ends,
- * the way Queue.rateLimit closes it; a longer hold is never shortened; without a quota the key is
- * never touched.
+ * The second's quota of starts (DeliveryWrites.start, real redis-server): a job may start while
+ * its middle is within the quota of the second its orders are expected to arrive in; a job that
+ * is not is refused and its orders are not counted; once a second has its quota, BullMQ's
+ * limiter key is held closed until jobs count against the next second, the way Queue.rateLimit
+ * closes it; a longer hold is never shortened; without a quota nothing is counted or touched.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRedis, type RedisProcess } from '../../lib/src/testing/processes.ts';
-import { DeliveryWrites, type Delivered } from '../src/batch.ts';
+import { DeliveryWrites } from '../src/batch.ts';
 
 const CLOSED = '9007199254740991'; // what Queue.rateLimit writes: more than any window's max
 const LIMITER = 'spw:bull:deliver-q:limiter';
+const started = (sec: number) => `spw:started:q:${sec}`;
 
 let redis: RedisProcess;
 let client: Redis;
 let quota = 0;
 let writes: DeliveryWrites;
-let next = 0;
 
 beforeAll(async () => {
   redis = await startRedis();
   client = new Redis(redis.url, { maxRetriesPerRequest: null });
-  writes = new DeliveryWrites(client, 'deliveredAt:q', 60, (sec) => `spw:delivered:q:${sec}`, { limiterKey: LIMITER, orders: () => quota });
+  writes = new DeliveryWrites(client, 'deliveredAt:q', 60, (sec) => `spw:delivered:q:${sec}`, { limiterKey: LIMITER, startedKey: started, orders: () => quota });
 });
 afterAll(async () => {
   await client?.quit();
   await redis?.stop();
 });
 
-/** Starts each test early in a wall-clock second, so its writes all fall in one. */
+/** Starts each test early in a wall-clock second, so its calls all fall in one. */
 beforeEach(async () => {
   await client.flushall();
   const ms = Date.now() % 1000;
   if (ms > 300) await new Promise((r) => setTimeout(r, 1005 - ms));
 });
 
-function orders(n: number): Delivered[] {
-  return Array.from({ length: n }, () => {
-    const i = next++;
-    return { orderKey: `spw:order:o-${i}`, doneKey: 'spw:done:q:t:0', attempts: 1, offset: i };
-  });
-}
+const count = async (sec: number) => Number((await client.get(started(sec))) ?? 0);
 
-describe('second quota', () => {
-  it('closes the limiter until the second ends once the count reaches the quota', async () => {
-    quota = 5;
-    await writes.delivered.addAll(orders(3));
-    expect(await client.exists(LIMITER)).toBe(0);
+describe('second quota of starts', () => {
+  it('lets jobs start up to the quota, then closes the limiter until the second ends', async () => {
+    quota = 100;
     const at = Date.now();
-    await writes.delivered.addAll(orders(2));
+    const sec = Math.floor(at / 1000);
+    for (let i = 0; i < 3; i++) expect(await writes.start(25, 0)).toBe(true);
+    expect(await client.exists(LIMITER)).toBe(0);
+    expect(await writes.start(25, 0)).toBe(true); // 100: the quota
     expect(await client.get(LIMITER)).toBe(CLOSED);
     const ttl = await client.pttl(LIMITER);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1000 - (at % 1000));
-    // The orders of the write that reached the quota are recorded like any other.
-    expect(await client.hget(`spw:order:o-${next - 1}`, 'status')).toBe('delivered');
-    expect(Number(await client.get(`spw:delivered:q:${Math.floor(at / 1000)}`))).toBe(5);
+    expect(await count(sec)).toBe(100);
+    // A job past the quota is refused and not counted.
+    expect(await writes.start(25, 0)).toBe(false);
+    expect(await count(sec)).toBe(100);
+  });
+
+  it('takes a job whose middle is within the quota, and refuses one whose middle is past it', async () => {
+    quota = 100;
+    const sec = Math.floor(Date.now() / 1000);
+    expect(await writes.start(80, 0)).toBe(true);
+    expect(await writes.start(40, 0)).toBe(true); // 80 + 20 = 100: its middle is at the quota
+    quota = 130;
+    expect(await writes.start(22, 0)).toBe(false); // 120 + 11 = 131 > 130
+    expect(await count(sec)).toBe(120);
+    expect(await writes.start(20, 0)).toBe(true); // 120 + 10 = 130
+    expect(await count(sec)).toBe(140);
+  });
+
+  it('counts a job against the second its orders arrive in, and closes the limiter only until starts count against the next one', async () => {
+    quota = 50;
+    const at = Date.now();
+    const sec = Math.floor(at / 1000);
+    const lead = 1000 - (at % 1000) + 100; // arrives 100 ms into the next second
+    expect(await writes.start(50, lead)).toBe(true);
+    expect(await count(sec)).toBe(0);
+    expect(await count(sec + 1)).toBe(50);
+    // Held until the next second's starts count against the one after: lead ms before it ends.
+    const ttl = await client.pttl(LIMITER);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual((sec + 2) * 1000 - lead - at);
+    expect(ttl).toBeGreaterThan((sec + 2) * 1000 - lead - at - 200);
   });
 
   it('never shortens a longer hold (a limiter window keeps its duration)', async () => {
     quota = 2;
     await client.set(LIMITER, '1', 'PX', 5000);
-    await writes.delivered.addAll(orders(3));
+    expect(await writes.start(2, 0)).toBe(true);
+    expect(await writes.start(2, 0)).toBe(false);
     expect(await client.get(LIMITER)).toBe('1');
     expect(await client.pttl(LIMITER)).toBeGreaterThan(1000);
   });
@@ -69,14 +95,26 @@ describe('second quota', () => {
   it('replaces a window ending before the second does', async () => {
     quota = 2;
     await client.set(LIMITER, '1', 'PX', 20);
-    await writes.delivered.addAll(orders(2));
+    expect(await writes.start(2, 0)).toBe(true);
     expect(await client.get(LIMITER)).toBe(CLOSED);
     expect(await client.pttl(LIMITER)).toBeGreaterThan(20);
   });
 
-  it('leaves the limiter alone without a quota', async () => {
+  it('counts nothing and leaves the limiter alone without a quota', async () => {
     quota = 0;
-    await writes.delivered.addAll(orders(50));
+    const sec = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 5; i++) expect(await writes.start(50, 0)).toBe(true);
+    expect(await client.exists(LIMITER)).toBe(0);
+    expect(await count(sec)).toBe(0);
+  });
+
+  it('delivery writes still count a second\'s deliveries, and no longer touch the limiter', async () => {
+    quota = 1;
+    const sec = Math.floor(Date.now() / 1000);
+    await writes.delivered.addAll(Array.from({ length: 3 }, (_, i) => ({ orderKey: `spw:order:o-${i}`, doneKey: 'spw:done:q:t:0', attempts: 1, offset: i })));
+    expect(Number(await client.get(`spw:delivered:q:${sec}`))).toBe(3);
+    expect(await client.hget('spw:order:o-2', 'status')).toBe('delivered');
+    expect(await client.zrange('spw:done:q:t:0', '0', '-1')).toEqual(['0', '1', '2']);
     expect(await client.exists(LIMITER)).toBe(0);
   });
 });
