@@ -125,14 +125,7 @@ export class Downstream {
     this.store = new RedisPumpStore(d.redis, this.name, d.config.topic, (id) => this.queue.toKey(id));
     const ws = windowState(d.config, this.now());
     this.state = { effectiveRate: ws.rate, scheduleRate: ws.rate, window: ws.window, paused: ws.paused, manualPause: false, override: null, aimdFactor: 1 };
-    const rate = ws.rate > 0 ? ws.rate : d.config.rate;
-    this.batch = this.batchFor(rate);
-    this.windowJobs = windowCap(rate / this.batch, burstOf(d.config, rate) / this.batch);
-  }
-
-  /** Orders per job at `rate` with the burst in force there. */
-  private batchFor(rate: number): number {
-    return batchSizeFor(rate, burstOf(this.d.config, rate));
+    this.setSizing(ws.rate > 0 ? ws.rate : d.config.rate);
   }
 
   private get groupId(): string {
@@ -221,8 +214,8 @@ export class Downstream {
     const burst = burstOf(c, effectiveRate);
     // Paused: jobs are sized for the rate deliveries resume at.
     const resumeRate = paused ? (override ?? (ws.rate > 0 ? ws.rate : c.rate)) : effectiveRate;
-    const b = this.batchFor(resumeRate);
-    this.setSizing(b, windowCap(resumeRate / b, burstOf(c, resumeRate) / b));
+    this.setSizing(resumeRate);
+    const b = this.batch;
     const boost = paused ? 1 : await this.adjustBoost(effectiveRate, burst, b, boostState, now);
     const key = paused ? 'paused' : `${effectiveRate.toFixed(3)}x${boost.toFixed(4)}x${b}`;
     // BullMQ's limiter counts jobs: pacing plans in jobs of b orders (a worker splits bigger ones).
@@ -327,8 +320,11 @@ export class Downstream {
     return Math.max(1, Math.min(c, Math.max(Math.ceil((8 * c) / this.batch), 2 * this.windowJobs)));
   }
 
-  /** Orders per job and jobs per limiter window for the rate in force (or the rate deliveries resume at). */
-  private setSizing(b: number, windowJobs: number): void {
+  /** Orders per job and jobs per limiter window at `rate` (the rate in force, or the one deliveries resume at) with the burst in force there. */
+  private setSizing(rate: number): void {
+    const burst = burstOf(this.d.config, rate);
+    const b = batchSizeFor(rate, burst);
+    const windowJobs = windowCap(rate / b, burst / b);
     if (b === this.batch && windowJobs === this.windowJobs) return;
     this.batch = b;
     this.windowJobs = windowJobs;
@@ -406,7 +402,7 @@ export class Downstream {
     const labels = { downstream: this.name };
     let orders = j.orders;
     if (orders.length > this.batch) orders = await this.split(job, this.batch);
-    // A second that has its quota of starts: back to the window (no attempt used) until it ends.
+    // A second that has its quota of starts: back to the window (no attempt used) until jobs count against the next one.
     if (!(await this.writes.start(orders.length, this.arrivalMs))) throw Worker.RateLimitError();
     const startedAt = performance.now();
     let arrivals = 0;
@@ -693,8 +689,8 @@ export const PACE_RESERVE_MS = 50;
 /**
  * The orders a wall-clock second may start, or 0 for none: the rate. A job starts only while its
  * middle is within the second's quota (see DeliveryWrites.start); one that is not goes back to
- * the window, and BullMQ's limiter is held closed until the second ends. Only where pacing
- * steers (see paceLimiter).
+ * the window, and BullMQ's limiter is held closed until jobs count against the next second.
+ * Only where pacing steers (see paceLimiter).
  */
 export function secondQuota(p: Pacing): number {
   if (!steered(baseWindow(p).baseMs)) return 0;
@@ -728,8 +724,8 @@ export interface Pacing {
  */
 export function paceTarget(p: Pacing, countSoFar: number, elapsedMs: number): number {
   const left = Math.max(PACE_SLOT_MS, 1000 - PACE_RESERVE_MS - elapsedMs) / 1000;
-  // A second's count moves in whole windows: aiming half a window past the rate makes most seconds
-  // reach their quota (see secondQuota), which then ends them at the rate.
+  // Aiming half a window past the rate makes most seconds reach their quota (see secondQuota),
+  // which then ends them at the rate.
   const aim = p.rate + (windowCap(p.rate / p.batch, p.burst / p.batch) * p.batch) / 2;
   const wanted = (Math.max(0, aim - countSoFar) / left) * p.boost;
   return Math.max(p.rate * PACE_FLOOR, wanted);
