@@ -21,8 +21,9 @@ export function writeRecord(target: Buffer, offset: number, index: number): void
   TEMPLATE.copy(target, offset);
   let n = index;
   for (let d = INDEX_AT + INDEX_DIGITS - 1; d >= INDEX_AT; d--) {
-    target[offset + d] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
+    const c = n % 10;
+    target[offset + d] = 0x30 + c;
+    n = (n - c) / 10;
   }
 }
 
@@ -134,13 +135,22 @@ export function nowUs(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
 }
 
+/** The digits of the last stamp written: a chunk's records share one stamp, so it is formatted once. */
+const stampDigits = Buffer.alloc(STAMP_DIGITS);
+let stampOfDigits = -1;
+
 export function writeStampedRecord(target: Buffer, offset: number, index: number, stampUs: number): void {
   writeRecord(target, offset, index);
-  let n = stampUs;
-  for (let d = STAMP_AT + STAMP_DIGITS - 1; d >= STAMP_AT; d--) {
-    target[offset + d] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
+  if (stampUs !== stampOfDigits) {
+    let n = stampUs;
+    for (let d = STAMP_DIGITS - 1; d >= 0; d--) {
+      const c = n % 10;
+      stampDigits[d] = 0x30 + c;
+      n = (n - c) / 10;
+    }
+    stampOfDigits = stampUs;
   }
+  for (let d = 0; d < STAMP_DIGITS; d++) target[offset + STAMP_AT + d] = stampDigits[d];
   target[offset + STAMP_AT + STAMP_DIGITS] = 0x2d; // '-'
 }
 
