@@ -21,6 +21,7 @@ import { ErrorCode } from '../protocol/error-codes.ts';
 import { readRequestHeaderPrefix, readRequestHeaderRest } from '../protocol/header.ts';
 import { ProtocolDecodeError, Reader } from '../protocol/reader.ts';
 import { bufferPool } from '../storage/buffer-pool.ts';
+import { readIntoUserBuffer, type UserRead } from './user-read.ts';
 import { Writer } from '../protocol/writer.ts';
 import { encodeApiVersionsResponse } from '../protocol/apis/api-versions.ts';
 import { decodeSaslAuthenticateRequest, encodeSaslAuthenticateResponse } from '../protocol/apis/sasl-authenticate.ts';
@@ -92,7 +93,14 @@ class RequestMemory {
   }
 }
 
+/** Bytes one socket read takes at most (Node's own read size). */
+const READ_BUFFER_BYTES = 64 * 1024;
+
 class Connection {
+  /** Reads into a reused buffer (user-read.ts), or null: 'data' events. */
+  private readonly userRead: UserRead | null;
+  /** processInput is running: a nested call (a handler answered synchronously and resumed reading) leaves the rest to it. */
+  private processing = false;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private queue: Slot[] = [];
@@ -120,7 +128,15 @@ class Connection {
     if (ctx.config.idleTimeoutMs > 0) {
       socket.setTimeout(ctx.config.idleTimeoutMs, () => socket.destroy());
     }
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // Reads land in one buffer per connection and are copied into pooled chunks (see
+    // user-read.ts for why); where Node lacks the mechanism, 'data' events as usual.
+    this.userRead = readIntoUserBuffer(socket, Buffer.allocUnsafe(READ_BUFFER_BYTES), (n, buf) => {
+      const chunk = bufferPool.acquire(n);
+      buf.copy(chunk, 0, 0, n);
+      this.onData(chunk);
+      return !this.paused;
+    });
+    if (this.userRead === null) socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.maybeResume());
     socket.on('error', () => undefined); // ECONNRESET and friends: the close handler cleans up
     socket.on('close', () => {
@@ -180,10 +196,22 @@ class Connection {
     if (this.closed || this.closing) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    this.processInput();
+    // Reads into the user buffer stop at the end of the read that finds the connection paused,
+    // so one read may land while paused: it waits here until maybeResume().
+    if (!this.paused) this.processInput();
   }
 
   private processInput(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      this.processFrames();
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private processFrames(): void {
     while (!this.closed && !this.closing && this.buffered >= 4) {
       const size = this.peekSize();
       const max = this.auth === 'open' ? this.ctx.config.maxRequestBytes : MAX_UNAUTHENTICATED_FRAME;
@@ -239,12 +267,13 @@ class Connection {
   private take(n: number): Buffer {
     this.buffered -= n;
     const first = this.chunks[0];
-    if (first.length >= n) {
+    if (first.length >= n && this.userRead === null) {
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
-    // A frame spanning socket reads gets a buffer of its own (pooled when large; see dispatch).
+    // A frame gets a buffer of its own (pooled when large; see dispatch) when it spans socket
+    // reads, and always when reads land in pooled copies, which go back to the pool once consumed.
     const out = bufferPool.acquire(n);
     let got = 0;
     while (got < n) {
@@ -252,8 +281,10 @@ class Connection {
       const k = Math.min(n - got, c.length);
       c.copy(out, got, 0, k);
       got += k;
-      if (k === c.length) this.chunks.shift();
-      else this.chunks[0] = c.subarray(k);
+      if (k === c.length) {
+        this.chunks.shift();
+        if (this.userRead !== null) bufferPool.release(c);
+      } else this.chunks[0] = c.subarray(k);
     }
     return out;
   }
@@ -499,7 +530,11 @@ class Connection {
       this.paused = false;
       // The frame being received gets the full timeout again: the pause was not the client's doing.
       if (this.partialSince > 0) this.partialSince = performance.now();
-      this.socket.resume();
+      // Frames that arrived while paused first (they may pause again).
+      this.processInput();
+      if (this.paused || this.closed) return;
+      if (this.userRead) this.userRead.resume();
+      else this.socket.resume();
     }
   }
 

@@ -1,10 +1,11 @@
 /**
- * Reusable large buffers: fetch reads and produce request frames.
+ * Reusable large buffers: fetch reads, socket reads and request frames.
  *
  * Every fetch reads record batches from a segment file into a buffer that lives until the
- * response has been written to the socket, and every produce request larger than one socket
- * read is assembled into a buffer of its own that lives until its batches are written to the
- * log. Allocating those afresh each time costs more than the copies themselves once clients
+ * response has been written to the socket; every socket read is copied out of the connection's
+ * read buffer into a chunk that lives until its frames are taken out of it (server.ts,
+ * user-read.ts); and every request frame is assembled into a buffer of its own, which for a
+ * produce request lives until its batches are written to the log. Allocating those afresh each time costs more than the copies themselves once clients
  * are fast: the memory is new to the process, so the kernel faults in and zeroes every page,
  * and V8 counts the bytes as external memory and starts a full mark-compact every few tens of
  * MB (measured: one every ~50 ms while kcat read back at 1.3M records/s, a third of the
