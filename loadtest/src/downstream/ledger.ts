@@ -8,10 +8,12 @@
  * complete after a reset but belong to requests admitted before it are not counted (each record
  * carries the generation it was admitted in).
  *
- * Memory: every distinct accepted key is kept in a Set — roughly 100 bytes per key for UUID-sized
- * keys (10 million orders ≈ 1 GB). That is the simulator's only unbounded state; reset it between
+ * Memory: every distinct accepted key is kept (a KeySet, which spreads them over many small Sets so
+ * that no insert stalls the simulator on a rehash) — roughly 100 bytes per key for UUID-sized keys
+ * (10 million orders ≈ 1 GB). That is the simulator's only unbounded state; reset it between
  * runs. The per-second tail keeps the last TAIL_SECONDS seconds.
  */
+import { KeySet } from './key-set.ts';
 
 export const TAIL_SECONDS = 60;
 
@@ -29,7 +31,7 @@ export interface Stats {
   byStatus: Record<string, number>;
   /** Accepted deliveries per second over the last TAIL_SECONDS seconds that had any, oldest first. */
   perSecond: PerSecond[];
-  /** Every distinct accepted key, only when asked for (GET /stats?keys=true). */
+  /** Every distinct accepted key, in no particular order, only when asked for (GET /stats?keys=true). */
   keys?: string[];
 }
 
@@ -38,7 +40,7 @@ export class Ledger {
   private duplicates = 0;
   private maxPerSecond = 0;
   private newestSecond = 0;
-  private keys = new Set<string>();
+  private keys = new KeySet();
   private perSecond = new Map<number, number>();
   private byStatus = new Map<number, number>();
   private gen = 0;
@@ -62,9 +64,8 @@ export class Ledger {
   recordDelivery(key: string, admittedAtMs: number, generation: number): { duplicate: boolean } | undefined {
     if (generation !== this.gen) return undefined;
     this.received += 1;
-    const duplicate = this.keys.has(key);
+    const duplicate = !this.keys.add(key);
     if (duplicate) this.duplicates += 1;
-    else this.keys.add(key);
     const second = Math.floor(admittedAtMs / 1000);
     const n = (this.perSecond.get(second) ?? 0) + 1;
     this.perSecond.set(second, n);
@@ -81,7 +82,7 @@ export class Ledger {
     this.duplicates = 0;
     this.maxPerSecond = 0;
     this.newestSecond = 0;
-    this.keys = new Set();
+    this.keys = new KeySet();
     this.perSecond = new Map();
     this.byStatus = new Map();
     this.gen += 1;
