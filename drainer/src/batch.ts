@@ -145,18 +145,19 @@ end
 return n`;
 
 /**
- * A job's start against its second's quota (fleet-wide): adds the job's orders to the second's
- * count of orders started and answers 1 if the job may go out. It may while the middle of the
- * job is within the quota, so a second ends within half a job of it; otherwise its orders are
- * taken back off the count and it answers 0. Once a second has its quota, BullMQ's limiter key
- * is held closed until jobs started count against the next second, as Queue.rateLimit does (a
+ * A job's start against its second's quota (fleet-wide), and its orders' statuses (as STATUS_OF)
+ * in the same round trip: adds the job's orders to the second's count of orders started and, if
+ * the job may go out, answers 1 followed by the statuses. It may while the middle of the job is
+ * within the quota, so a second ends within half a job of it; otherwise its orders are taken
+ * back off the count and it answers 0 alone. Once a second has its quota, BullMQ's limiter key is
+ * held closed until jobs started count against the next second, as Queue.rateLimit does (a
  * value no count reaches, with that TTL), so no worker starts another job meanwhile; the hold is
  * only ever extended, never shortened, so no limiter window ends sooner than its duration. KEYS:
- * the second's started counter, the limiter key. ARGV: the job's orders, the quota, now (ms),
- * when the second stops taking starts (ms).
+ * the second's started counter, the limiter key, then the job's order keys. ARGV: the quota, now
+ * (ms), when the second stops taking starts (ms), the deliveredAt field.
  */
 const START = `
-local n, quota, now, secondEnd = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n, quota, now, secondEnd, field = #KEYS - 2, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local count = redis.call('INCRBY', KEYS[1], n)
 redis.call('EXPIRE', KEYS[1], 60)
 local ok = 1
@@ -170,12 +171,18 @@ if ok == 0 or count >= quota then
     redis.call('SET', KEYS[2], 9007199254740991, 'PX', left)
   end
 end
-return ok`;
+if ok == 0 then return {0} end
+local out = {1}
+for i = 3, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'status', field)
+  if v[2] then out[i - 1] = '${DELIVERED_HERE}' else out[i - 1] = v[1] or '' end
+end
+return out`;
 
 type Scripted = Redis & {
   spwStatusOf(numKeys: number, ...args: string[]): Promise<string[]>;
   spwDelivered(numKeys: number, ...args: (string | number)[]): Promise<number>;
-  spwStart(numKeys: number, ...args: (string | number)[]): Promise<number>;
+  spwStart(numKeys: number, ...args: (string | number)[]): Promise<[number, ...string[]]>;
 };
 
 export interface Delivered {
@@ -209,7 +216,7 @@ export class DeliveryWrites {
    */
   constructor(
     redis: Redis,
-    deliveredAtField: string,
+    private readonly deliveredAtField: string,
     ttlSeconds: number,
     counterKey: (epochSecond: number) => string,
     private readonly quota?: SecondQuota,
@@ -236,18 +243,20 @@ export class DeliveryWrites {
   }
 
   /**
-   * Whether a job of `orders` orders may start now (see START); always true without a quota. It
+   * Whether a job of these orders may start now (see START): null if not, else the orders'
+   * statuses (as statusOf), read in the same round trip. Without a quota it always may. It
    * counts against the wall-clock second its orders are expected to reach the downstream in,
    * `leadMs` from now (the time a job's deliveries take, on average): a job started late in a
    * second is the next second's. A job refused is to go back to the window; the limiter stays
    * closed until jobs started count against the next second.
    */
-  async start(orders: number, leadMs: number): Promise<boolean> {
+  async start(orderKeys: string[], leadMs: number): Promise<string[] | null> {
     const quota = this.quota?.orders() ?? 0;
-    if (this.quota === undefined || quota <= 0) return true;
+    if (this.quota === undefined || quota <= 0) return this.statusOf.addAll(orderKeys);
     const now = Date.now();
     const lead = Math.max(0, Math.round(leadMs));
     const sec = Math.floor((now + lead) / 1000);
-    return (await this.r.spwStart(2, this.quota.startedKey(sec), this.quota.limiterKey, orders, quota, now, (sec + 1) * 1000 - lead)) === 1;
+    const [ok, ...statuses] = await this.r.spwStart(2 + orderKeys.length, this.quota.startedKey(sec), this.quota.limiterKey, ...orderKeys, quota, now, (sec + 1) * 1000 - lead, this.deliveredAtField);
+    return ok === 1 ? statuses : null;
   }
 }
