@@ -150,11 +150,13 @@ return n`;
  * the job may go out, answers 1 followed by the statuses. It may while the middle of the job is
  * within the quota, so a second ends within half a job of it; otherwise its orders are taken
  * back off the count and it answers 0 alone. Once a second has its quota, BullMQ's limiter key is
- * held closed until jobs started count against the next second, as Queue.rateLimit does (a
- * value no count reaches, with that TTL), so no worker starts another job meanwhile; the hold is
- * only ever extended, never shortened, so no limiter window ends sooner than its duration. KEYS:
- * the second's started counter, the limiter key, then the job's order keys. ARGV: the quota, now
- * (ms), when the second stops taking starts (ms), the deliveredAt field.
+ * held closed until that second ends, as Queue.rateLimit does (a value no count reaches, with
+ * that TTL), so no worker starts another job meanwhile; the hold is only ever extended, never
+ * shortened, so no limiter window ends sooner than its duration. (Held only until jobs started
+ * counted against the next second, its expected arrival time before the end, the window that
+ * opened then had about half its orders arrive in this second: at 5,000/s, pairs of seconds
+ * such as +3.2 % then -3.3 %.) KEYS: the second's started counter, the limiter key, then the
+ * job's order keys. ARGV: the quota, now (ms), when the second ends (ms), the deliveredAt field.
  */
 const START = `
 local n, quota, now, secondEnd, field = #KEYS - 2, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -248,7 +250,7 @@ export class DeliveryWrites {
    * counts against the wall-clock second its orders are expected to reach the downstream in,
    * `leadMs` from now (the time a job's deliveries take, on average): a job started late in a
    * second is the next second's. A job refused is to go back to the window; the limiter stays
-   * closed until jobs started count against the next second.
+   * closed until the second it would have counted against ends.
    */
   async start(orderKeys: string[], leadMs: number): Promise<string[] | null> {
     const quota = this.quota?.orders() ?? 0;
@@ -256,7 +258,7 @@ export class DeliveryWrites {
     const now = Date.now();
     const lead = Math.max(0, Math.round(leadMs));
     const sec = Math.floor((now + lead) / 1000);
-    const [ok, ...statuses] = await this.r.spwStart(2 + orderKeys.length, this.quota.startedKey(sec), this.quota.limiterKey, ...orderKeys, quota, now, (sec + 1) * 1000 - lead, this.deliveredAtField);
+    const [ok, ...statuses] = await this.r.spwStart(2 + orderKeys.length, this.quota.startedKey(sec), this.quota.limiterKey, ...orderKeys, quota, now, (sec + 1) * 1000, this.deliveredAtField);
     return ok === 1 ? statuses : null;
   }
 }

@@ -402,8 +402,8 @@ export class Downstream {
     const labels = { downstream: this.name };
     let orders = j.orders;
     if (orders.length > this.batch) orders = await this.split(job, this.batch);
-    // A second that has its quota of starts: back to the window (no attempt used) until jobs
-    // count against the next one. The statuses come in the same round trip, so the orders go
+    // A second that has its quota of starts: back to the window (no attempt used) until it
+    // ends. The statuses come in the same round trip, so the orders go
     // out right after the job counted against its second. Arrivals are timed from before that
     // call, as the second a job counts against is (see DeliveryWrites.start).
     const startedAt = performance.now();
@@ -692,7 +692,7 @@ export const PACE_RESERVE_MS = 50;
 /**
  * The orders a wall-clock second may start, or 0 for none: the rate. A job starts only while its
  * middle is within the second's quota (see DeliveryWrites.start); one that is not goes back to
- * the window, and BullMQ's limiter is held closed until jobs count against the next second.
+ * the window, and BullMQ's limiter is held closed until the second ends.
  * Only where pacing steers (see paceLimiter).
  */
 export function secondQuota(p: Pacing): number {

@@ -172,10 +172,13 @@ describe('pacing', () => {
    * after the duration in force then, and the next one starts a gap later (the worker's timer
    * and its Redis round trip: 0.3–1.5 ms); a stall of 50–100 ms (a slow call, a late timer) follows
    * a window with a chance of its duration / 6 s, so one comes about every 6 s whatever the windows.
-   * Deliveries arrive 3 ms after their window starts; the pacer runs every slot. Each job of a
-   * window starts only while its middle is within the secondQuota of the second it arrives in
-   * (DeliveryWrites.start); once a second has its quota, or a job was refused, the limiter is
-   * held closed until jobs arrive in the next second.
+   * A window's orders go out through the process's delivery slots one after another, so they
+   * arrive spread over the 12 ms after it starts (from 1 ms on); the pacer runs every slot. Each
+   * job of a window starts only while its middle is within the secondQuota of the second it is
+   * expected to arrive in (DeliveryWrites.start: now plus the mean arrival time, 7 ms); once a
+   * second has its quota, or a job was refused, the limiter is held closed until that second
+   * ends. (Held only until jobs counted against the next second, the window that opened then had
+   * half its orders arrive before the second ended: seconds 2 % over, then 2 % under.)
    */
   function simulate(rate: number, seconds: number, seed: number): { perSecond: number[]; stalled: Map<number, number>; maxSliding: number; p: Pacing } {
     let x = seed;
@@ -195,20 +198,23 @@ describe('pacing', () => {
         limiter = paceLimiter(p, count, nextPace - sec);
         nextPace += PACE_SLOT_MS;
       }
-      const sec = Math.floor((t + 3) / 1000);
+      const lead = 7;
+      const sec = Math.floor((t + lead) / 1000);
       let count = counts.get(sec) ?? 0;
       let refused = false;
-      for (let job = 0; job < limiter.max; job++) {
+      let jobs = 0;
+      for (; jobs < limiter.max; jobs++) {
         if (quota > 0 && count + p.batch / 2 > quota) {
           refused = true;
           break;
         }
         count += p.batch;
-        for (let i = 0; i < p.batch; i++) delivered.push(t + 3);
       }
+      const orders = jobs * p.batch;
+      for (let i = 0; i < orders; i++) delivered.push(t + 1 + (12 * i) / orders);
       counts.set(sec, count);
       const stall = random() < limiter.duration / 6000 ? 50 + 50 * random() : 0;
-      const expiry = quota > 0 && (refused || count >= quota) ? Math.max(t + limiter.duration, (sec + 1) * 1000 - 3) : t + limiter.duration;
+      const expiry = quota > 0 && (refused || count >= quota) ? Math.max(t + limiter.duration, (sec + 1) * 1000) : t + limiter.duration;
       t = expiry + 0.3 + 1.2 * random() + stall;
       if (stall > 0) for (const sec of new Set([Math.floor((t - stall) / 1000), Math.floor(t / 1000)])) stalled.set(sec, (stalled.get(sec) ?? 0) + 1);
     }
@@ -221,7 +227,7 @@ describe('pacing', () => {
     return { perSecond, stalled, maxSliding, p };
   }
 
-  it('in a model with gaps and stalls: seconds within 1% of the rate (8% more per stall), no 1-s window above rate + burst', () => {
+  it('in a model with gaps and stalls: seconds within 1% of the rate (3% after a stall, 8% more per stall), no 1-s window above rate + burst', () => {
     for (const rate of [100, 1000, 5000]) {
       for (const seed of [1, 2, 3, 4, 5]) {
         const { perSecond, stalled, maxSliding, p } = simulate(rate, 30, seed);
@@ -230,9 +236,11 @@ describe('pacing', () => {
         const seconds = perSecond.slice(1);
         expect(Math.abs(seconds.reduce((a, n) => a + n, 0) / seconds.length - rate) / rate, what).toBeLessThan(0.03);
         // A stall of up to 100 ms costs up to 10% of a second; what is left of the second repays
-        // what the burst allows.
+        // what the burst allows. A second that lost time catches up until it ends, and the
+        // orders of the jobs it started in its last milliseconds arrive partly in the next one.
         perSecond.forEach((n, s) => {
-          if (s > 0) expect(Math.abs(n - rate) / rate, `second ${s} of ${what}`).toBeLessThanOrEqual(0.01 + 0.08 * (stalled.get(s) ?? 0));
+          const allowed = 0.01 + 0.08 * (stalled.get(s) ?? 0) + (stalled.has(s - 1) ? 0.02 : 0);
+          if (s > 0) expect(Math.abs(n - rate) / rate, `second ${s} of ${what}`).toBeLessThanOrEqual(allowed);
         });
       }
     }
