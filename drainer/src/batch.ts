@@ -152,11 +152,12 @@ return n`;
  * back off the count and it answers 0 alone. Once a second has its quota, BullMQ's limiter key is
  * held closed until that second ends, as Queue.rateLimit does (a value no count reaches, with
  * that TTL), so no worker starts another job meanwhile; the hold is only ever extended, never
- * shortened, so no limiter window ends sooner than its duration. (Held only until jobs started
- * counted against the next second, its expected arrival time before the end, the window that
- * opened then had about half its orders arrive in this second: at 5,000/s, pairs of seconds
- * such as +3.2 % then -3.3 %.) KEYS: the second's started counter, the limiter key, then the
- * job's order keys. ARGV: the quota, now (ms), when the second ends (ms), the deliveredAt field.
+ * shortened, so no limiter window ends sooner than its duration. (When the hold ended as soon as
+ * jobs started to count against the next second, a job's expected arrival time before the end,
+ * the window that opened then had about half its orders arrive in this second: at 5,000/s,
+ * pairs of seconds such as +3.2 % then -3.3 %.) KEYS: the second's started counter, the limiter
+ * key, then the job's order keys. ARGV: the quota, now (ms), when the second ends (ms), the
+ * deliveredAt field.
  */
 const START = `
 local n, quota, now, secondEnd, field = #KEYS - 2, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]

@@ -403,9 +403,9 @@ export class Downstream {
     let orders = j.orders;
     if (orders.length > this.batch) orders = await this.split(job, this.batch);
     // A second that has its quota of starts: back to the window (no attempt used) until it
-    // ends. The statuses come in the same round trip, so the orders go
-    // out right after the job counted against its second. Arrivals are timed from before that
-    // call, as the second a job counts against is (see DeliveryWrites.start).
+    // ends. The statuses come in the same round trip, so the orders go out right after the job
+    // counted against its second. Arrivals are timed from before that call, as the second a job
+    // counts against is (see DeliveryWrites.start).
     const startedAt = performance.now();
     const statuses = await this.writes.start(orders.map((o) => keys.order(o.orderId)), this.arrivalMs);
     if (statuses === null) throw Worker.RateLimitError();

@@ -23,7 +23,7 @@ function shardOf(key: string): number {
 }
 
 export class KeySet implements Iterable<string> {
-  private shards: (Set<string> | undefined)[] = new Array<Set<string> | undefined>(SHARDS);
+  private readonly shards: (Set<string> | undefined)[] = new Array<Set<string> | undefined>(SHARDS);
   private count = 0;
 
   get size(): number {
