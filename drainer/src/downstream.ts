@@ -12,7 +12,7 @@ import { DELIVERED_HERE, DeliveryWrites, type Delivered } from './batch.ts';
 import { CircuitBreaker } from './breaker.ts';
 import { LimitedWorker } from './limited-worker.ts';
 import { burstOf, type DownstreamConfig } from './config.ts';
-import type { DeliveryClient } from './delivery.ts';
+import { DeliveryLanes, type DeliveryClient } from './delivery.ts';
 import type { LogClient } from './log-client.ts';
 import type { DrainerMetrics } from './metrics.ts';
 import { Pump, RedisPumpStore, batchSizeFor, doneKey, jobIdFor, type DeliveryJob, type DeliveryOrder } from './pump.ts';
@@ -107,15 +107,14 @@ export class Downstream {
   private batch = 1;
   /** Jobs per limiter window for the rate in force; see windowCap. */
   private windowJobs = 1;
-  /** Deliveries in flight in this process, at most config.concurrency. */
-  private inFlight = 0;
-  private readonly slotWaiters: (() => void)[] = [];
-  private readonly latency: { observe(seconds: number): void };
+  /** Sends the orders of every running job, at most config.concurrency at a time in this process. */
+  private readonly lanes: DeliveryLanes;
 
   constructor(private readonly d: DownstreamDeps) {
     this.name = d.config.name;
     this.now = d.now ?? Date.now;
-    this.latency = d.metrics.latency.labels({ downstream: this.name });
+    const latency = d.metrics.latency.labels({ downstream: this.name });
+    this.lanes = new DeliveryLanes(d.delivery, d.config.concurrency, (ms) => latency.observe(ms / 1000));
     this.queue = new Queue(`deliver-${this.name}`, { connection: d.bullConnection, prefix: 'spw:bull' });
     this.writes = new DeliveryWrites(d.redis, `deliveredAt:${this.name}`, ORDER_TTL_S, (sec) => controlKeys.delivered(this.name, sec), {
       limiterKey: this.queue.keys.limiter,
@@ -331,21 +330,6 @@ export class Downstream {
     if (this.worker) this.worker.concurrency = this.jobConcurrency();
   }
 
-  /** Waits for one of the process's `concurrency` delivery slots. */
-  private async acquire(): Promise<void> {
-    if (this.inFlight < this.d.config.concurrency) {
-      this.inFlight++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
-  }
-
-  private release(): void {
-    const next = this.slotWaiters.shift();
-    if (next) next();
-    else this.inFlight--;
-  }
-
   private observeArrival(ms: number): void {
     // A job held up far longer (a stall, a slow downstream) says little about the next one.
     const sample = Math.min(ms, ARRIVAL_MAX_MS);
@@ -409,7 +393,6 @@ export class Downstream {
     const startedAt = performance.now();
     const statuses = await this.writes.start(orders.map((o) => keys.order(o.orderId)), this.arrivalMs);
     if (statuses === null) throw Worker.RateLimitError();
-    let arrivals = 0;
     const todo: DeliveryOrder[] = [];
     const skipped: DeliveryOrder[] = [];
     orders.forEach((o, i) => {
@@ -421,23 +404,9 @@ export class Downstream {
       } else todo.push(o);
     });
     if (skipped.length > 0) await this.finish(j, skipped);
-    const outcomes = await Promise.all(
-      todo.map(async (o) => {
-        await this.acquire();
-        try {
-          const started = performance.now();
-          const outcome = await this.d.delivery.deliver(o.body, o.orderId);
-          const took = performance.now() - started;
-          this.latency.observe(took / 1000);
-          // When it reached the downstream: sent, then about half its round trip.
-          arrivals += started - startedAt + took / 2;
-          return outcome;
-        } finally {
-          this.release();
-        }
-      }),
-    );
-    if (todo.length > 0) this.observeArrival(arrivals / todo.length);
+    const sends = await this.lanes.send(todo, startedAt);
+    const outcomes = sends.outcomes;
+    if (todo.length > 0) this.observeArrival(sends.arrivals / todo.length);
     const attempts = job.attemptsMade + 1;
     const done = doneKey(this.name, j.topic, j.partition);
     const again: DeliveryOrder[] = [];
