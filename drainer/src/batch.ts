@@ -5,6 +5,7 @@
  * BullMQ (which then marks the job completed) only after its status and done mark are in Redis.
  */
 import type { Redis } from 'ioredis';
+import { doneRuns } from './pump.ts';
 
 /** Most items per Lua call (bounds the script's run time and the argument list). */
 const MAX_BATCH = 500;
@@ -124,23 +125,23 @@ return out`;
 
 /**
  * For each order delivered: its status hash (status, deliveredAt, deliveredAt:<downstream>,
- * attempts; TTL refreshed) and, unless it is a re-drive, its offset in the partition's done set.
- * The count is added to the downstream's per-second delivery counter (the rate controller's
- * measure, fleet-wide). KEYS: order key, done key (pairs), then the counter. ARGV: ttl, now,
- * deliveredAt field, then attempts, offset ('' = not tracked) per order.
+ * attempts; TTL refreshed); and the done marks of those not re-driven, one run of consecutive
+ * offsets per member of their partition's done set (see doneRuns in pump.ts). The count is added
+ * to the downstream's per-second delivery counter (the rate controller's measure, fleet-wide).
+ * KEYS: the n order keys, the done keys, then the counter. ARGV: ttl, now, deliveredAt field, n,
+ * the attempts of each order, then (done key's index among the done keys, score, member) per run.
  */
 const DELIVERED = `
-local ttl, now, field = ARGV[1], ARGV[2], ARGV[3]
+local ttl, now, field, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local counter = KEYS[#KEYS]
-local n = (#KEYS - 1) / 2
 redis.call('INCRBY', counter, n)
 redis.call('EXPIRE', counter, 60)
 for i = 1, n do
-  local order, done = KEYS[2 * i - 1], KEYS[2 * i]
-  local attempts, offset = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  redis.call('HSET', order, 'status', 'delivered', 'deliveredAt', now, field, now, 'attempts', attempts)
-  redis.call('EXPIRE', order, ttl)
-  if offset ~= '' then redis.call('ZADD', done, offset, offset) end
+  redis.call('HSET', KEYS[i], 'status', 'delivered', 'deliveredAt', now, field, now, 'attempts', ARGV[4 + i])
+  redis.call('EXPIRE', KEYS[i], ttl)
+end
+for j = 5 + n, #ARGV, 3 do
+  redis.call('ZADD', KEYS[n + tonumber(ARGV[j])], ARGV[j + 1], ARGV[j + 2])
 end
 return n`;
 
@@ -234,10 +235,22 @@ export class DeliveryWrites {
     this.delivered = new Batcher<Delivered, null>(async (items) => {
       const keysArgs: string[] = [];
       const now = Date.now();
-      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField];
+      const argv: (string | number)[] = [ttlSeconds, now, deliveredAtField, items.length];
+      const offsets = new Map<string, number[]>();
       for (const d of items) {
-        keysArgs.push(d.orderKey, d.doneKey);
-        argv.push(d.attempts, d.offset === null ? '' : d.offset);
+        keysArgs.push(d.orderKey);
+        argv.push(d.attempts);
+        if (d.offset === null) continue;
+        const list = offsets.get(d.doneKey);
+        if (list) list.push(d.offset);
+        else offsets.set(d.doneKey, [d.offset]);
+      }
+      let k = 0;
+      for (const [key, list] of offsets) {
+        keysArgs.push(key);
+        k++;
+        const runs = doneRuns(list);
+        for (let i = 0; i < runs.length; i += 2) argv.push(k, runs[i], runs[i + 1]);
       }
       keysArgs.push(counterKey(Math.floor(now / 1000)));
       await this.r.spwDelivered(keysArgs.length, ...keysArgs, ...argv);

@@ -15,7 +15,7 @@ import { burstOf, type DownstreamConfig } from './config.ts';
 import { DeliveryLanes, type DeliveryClient } from './delivery.ts';
 import type { LogClient } from './log-client.ts';
 import type { DrainerMetrics } from './metrics.ts';
-import { Pump, RedisPumpStore, batchSizeFor, doneKey, jobIdFor, type DeliveryJob, type DeliveryOrder } from './pump.ts';
+import { Pump, RedisPumpStore, batchSizeFor, doneKey, doneRuns, jobIdFor, type DeliveryJob, type DeliveryOrder } from './pump.ts';
 import { secondsUntilOpen, windowState } from './schedule.ts';
 
 /** A job's deliveries failed (5xx, timeouts): BullMQ retries it with backoff, using an attempt. */
@@ -502,9 +502,10 @@ export class Downstream {
   /** Done marks for orders finished without a delivery record (skipped or dead-lettered). */
   private async finish(j: DeliveryJob, orders: DeliveryOrder[]): Promise<void> {
     if (j.redrive === true || orders.length === 0) return;
-    const args: (string | number)[] = [];
-    for (const o of orders) args.push(o.offset, String(o.offset));
-    await this.d.redis.zadd(doneKey(this.name, j.topic, j.partition), ...args);
+    await this.d.redis.zadd(
+      doneKey(this.name, j.topic, j.partition),
+      ...doneRuns(orders.map((o) => o.offset)),
+    );
   }
 
   private async deadLetter(j: DeliveryJob, o: DeliveryOrder, reason: string, attempts: number): Promise<void> {

@@ -64,8 +64,44 @@ export function batchSizeFor(rate: number, burst: number): number {
   return Math.max(1, Math.min(MAX_BATCH, Math.floor(rate / 200), Math.floor(burst / 2)));
 }
 
+/**
+ * Sorted set of a partition's done marks: each member a run of consecutive offsets `first:last`
+ * (at most MAX_BATCH of them) scored by its first offset; a bare `offset`, as earlier versions
+ * wrote one per order, is a run of one. See doneRuns and doneOffsets.
+ */
 export function doneKey(downstream: string, topic: string, partition: number): string {
   return `spw:done:${downstream}:${topic}:${partition}`;
+}
+
+/**
+ * ZADD arguments (score, member, ...) marking these offsets done: one member per run of
+ * consecutive offsets, at most MAX_BATCH long (so a reader finds every run that covers an offset
+ * within MAX_BATCH below it).
+ */
+export function doneRuns(offsets: readonly number[]): (string | number)[] {
+  const sorted = [...offsets].sort((a, b) => a - b);
+  const args: (string | number)[] = [];
+  let i = 0;
+  while (i < sorted.length) {
+    const first = sorted[i];
+    let last = first;
+    i++;
+    while (i < sorted.length && sorted[i] <= last + 1 && sorted[i] - first < MAX_BATCH) last = sorted[i++];
+    args.push(first, `${first}:${last}`);
+  }
+  return args;
+}
+
+/** The offsets from lo to hi that done-set members (read from score lo - MAX_BATCH + 1 up to hi) mark done. */
+export function doneOffsets(members: readonly string[], lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (const m of members) {
+    const colon = m.indexOf(':');
+    const first = Number(colon < 0 ? m : m.slice(0, colon));
+    const last = colon < 0 ? first : Number(m.slice(colon + 1));
+    for (let o = Math.max(first, lo); o <= Math.min(last, hi); o++) out.push(o);
+  }
+  return out;
 }
 
 /** Sorted set of the offset ranges given to jobs ("first:last", scored by first). */
@@ -131,11 +167,19 @@ export interface PumpStore {
 
 /**
  * KEYS: done set, ranges set. ARGV: job key prefix (queue key + topic:partition:), lo, hi, the
- * largest job. Returns {done offsets, {first, last, exists} flattened}.
+ * largest job (and done run). Returns {done offsets, {first, last, exists} flattened}.
  */
 const OFFSETS_STATE = `
 local prefix, lo, hi, span = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local done = redis.call('ZRANGEBYSCORE', KEYS[1], lo, hi)
+local done = {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], lo - span + 1, hi)) do
+  local first, last = string.match(m, '^(%d+):(%d+)$')
+  if not first then
+    first = m
+    last = m
+  end
+  for o = math.max(tonumber(first), lo), math.min(tonumber(last), hi) do done[#done + 1] = o end
+end
 local ranges = {}
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], lo - span, hi)) do
   local first, last = string.match(m, '^(%d+):(%d+)$')
@@ -182,8 +226,8 @@ export class RedisPumpStore implements PumpStore {
   async trim(partition: number, offset: number): Promise<void> {
     await this.r
       .multi()
-      .zremrangebyscore(doneKey(this.downstream, this.topic, partition), '-inf', offset - 1)
-      // A range starting MAX_BATCH below the commit ends below it (jobs hold consecutive offsets).
+      // A done run or a job range starting MAX_BATCH below the commit ends below it.
+      .zremrangebyscore(doneKey(this.downstream, this.topic, partition), '-inf', offset - MAX_BATCH - 1)
       .zremrangebyscore(rangesKey(this.downstream, this.topic, partition), '-inf', offset - MAX_BATCH - 1)
       .exec();
   }
@@ -402,7 +446,7 @@ export class Pump {
       if (st.outstanding.length > 0) {
         const lo = st.outstanding[0];
         const hi = st.outstanding[st.outstanding.length - 1];
-        const done = new Set((await this.o.redis.zrangebyscore(doneKey(this.o.name, this.o.topic, partition), lo, hi)).map(Number));
+        const done = new Set(doneOffsets(await this.o.redis.zrangebyscore(doneKey(this.o.name, this.o.topic, partition), lo - MAX_BATCH + 1, hi), lo, hi));
         if (done.size > 0) {
           st.outstanding = st.outstanding.filter((o) => !done.has(o));
           for (const o of done) st.acceptedAt.delete(o);
