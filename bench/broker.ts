@@ -93,6 +93,7 @@ import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuUse, type CpuUse } from './lib/cpu.ts';
 import { runEndToEnd, type E2eOptions, type E2eRun } from './lib/e2e.ts';
 import { type GroupCommit, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
+import { SPLIT_EVERY } from './lib/group-protocol.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
 import { createTopics } from './lib/kafkajs-produce.ts';
 import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, KCAT_START_OFFSET, kcatConsume, kcatConsumePartitions, kcatProduce, kcatReaderWrapping, verifyReadBack } from './lib/kcat.ts';
@@ -542,7 +543,7 @@ async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: Grou
     const split = r.latencySplit;
     if (split) {
       say(
-        `  latency split at the record's CreateTime (kcat's clock, ms resolution): bench pipe -> kcat p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
+        `  latency split at the record's CreateTime (kcat's clock, ms resolution; one record in ${SPLIT_EVERY}): bench pipe -> kcat p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
           `kcat (incl. librdkafka's queue) -> consumer p50 ${fmt(split.clientToConsumer.p50Ms, 1)} ms, p99 ${fmt(split.clientToConsumer.p99Ms, 1)} ms`,
       );
     }

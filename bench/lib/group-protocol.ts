@@ -5,6 +5,9 @@
  */
 import { z } from 'zod';
 
+/** Kafka records whose produce-to-consume latency is also split at the record's CreateTime: one in this many. */
+export const SPLIT_EVERY = 8;
+
 export const groupTask = z.object({
   system: z.enum(['kafka', 'redis', 'jetstream']),
   members: z.array(z.string()).min(1),
