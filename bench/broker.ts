@@ -71,7 +71,8 @@
  * Settings (env): BENCH_RECORDS (default 1000000), BENCH_PHASES (all: redis,kcat,kafkajs,group,
  * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (2), BENCH_KAFKAJS_PRODUCERS (4 per process),
  * BENCH_KAFKAJS_IN_FLIGHT (2 per producer), BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE
- * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1), BENCH_GROUP_WARMUP (100000:
+ * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1), BENCH_CONSUMER_NODE_FLAGS (node flags of the end-to-end
+ * consumer processes of every system, e.g. --max-semi-space-size=32), BENCH_GROUP_WARMUP (100000:
  * records each consumer process consumes of its own before a run, see group-worker.ts; 0 = none),
  * BENCH_GROUP_COMMIT (async: after every batch, not awaited; awaited: kafkajs's auto-commit after
  * every batch; n: every n ms, not awaited),

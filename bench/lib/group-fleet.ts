@@ -33,7 +33,8 @@ class GroupWorker {
 
   constructor(task: GroupTask, cleanup: Cleanup) {
     const prof = cpuProfFlags(process.env.BENCH_WORKER_PROF);
-    this.child = spawn(process.execPath, [...prof, '--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
+    const flags = (process.env.BENCH_CONSUMER_NODE_FLAGS ?? '').split(/\s+/).filter((f) => f !== '');
+    this.child = spawn(process.execPath, [...flags, ...prof, '--import', 'tsx', WORKER, JSON.stringify(task)], { cwd: path.resolve(HERE, '..', '..'), stdio: ['pipe', 'pipe', 'pipe'] });
     cleanup.add(`${task.system} consumer worker`, async () => {
       await stopChild(this.child, 5_000);
     });
