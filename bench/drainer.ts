@@ -22,7 +22,7 @@
  *
  * "RSS flat whatever the backlog" is checked against the same one-process drainer draining a
  * backlog ten times smaller (phase rss): its peak RSS is the reference. Alongside: peak V8 heap
- * in use (the drainer's /metrics), peak jobs pending in BullMQ (the window; a job carries up to 50
+ * in use (the drainer's /metrics), peak jobs pending in BullMQ (the window; a job carries up to 100
  * orders, see drainer/src/pump.ts), Redis commands per
  * delivery (INFO commandstats), and CPU seconds of every process per 1,000 deliveries, which on
  * a shared machine says more than deliveries/s (the "CPU-bound ceiling" divides the machine's

@@ -5,7 +5,7 @@
  *
  * Jobs: one job carries up to `batchSize()` orders of consecutive offsets of one partition
  * (about 5 ms of the permitted rate: one order per job up to 399/s, 5 at 1,000/s, 25 at
- * 5,000/s, 50 from 10,000/s), so BullMQ's per-job cost (a few Lua calls and stream events) is
+ * 5,000/s, 100 from 20,000/s), so BullMQ's per-job cost (a few Lua calls and stream events) is
  * shared by the orders of a job. BullMQ's limiter counts jobs; the downstream's limiter is set
  * in jobs of that size, and a worker splits a job that is bigger than the size in force when it
  * runs (the rate dropped meanwhile), so no limiter slot delivers more orders than the plan
@@ -52,7 +52,7 @@ export interface DeliveryJob {
 }
 
 /** Most orders per job (and per limiter slot). */
-export const MAX_BATCH = 50;
+export const MAX_BATCH = 100;
 
 /**
  * Orders per job at a rate: about 5 ms of it (limiter windows are 1.5% of the rate, three jobs

@@ -289,12 +289,13 @@ describe('pump jobs', () => {
     expect(toOrder({ topic: 't', partition: 0, offset: 2, key: null, value: 'not json', timestamp: 9 })).toMatchObject({ orderId: 't-0-2', acceptedAt: 9 });
   });
 
-  it('sizes jobs at about 5 ms of the rate, within half the burst and 50 orders', () => {
+  it('sizes jobs at about 5 ms of the rate, within half the burst and 100 orders', () => {
     expect(batchSizeFor(100, 20)).toBe(1);
     expect(batchSizeFor(1000, 50)).toBe(5);
     expect(batchSizeFor(5000, 250)).toBe(25);
     expect(batchSizeFor(10_000, 1000)).toBe(50);
-    expect(batchSizeFor(1_000_000, 100_000)).toBe(50);
+    expect(batchSizeFor(20_000, 2000)).toBe(100);
+    expect(batchSizeFor(1_000_000, 100_000)).toBe(100);
     expect(batchSizeFor(5000, 20)).toBe(10); // half the burst
     expect(batchSizeFor(0, 20)).toBe(1);
   });
