@@ -58,9 +58,11 @@
  *   per message, so its acks promise less than Spillway's and Redis's.
  * In every end-to-end phase the 3 members share one consumer process by default
  * (BENCH_GROUP_CONSUMER_PROCESSES), apart from the bench process that produces, so on 2 cores
- * the consumers get at most one and the server keeps the other. Each consumer process first
- * consumes BENCH_GROUP_WARMUP records of its own through the same code (group-worker.ts warmUp),
- * so a run measures warm consumers, not V8 compiling the client library. Half-speed runs produce
+ * the consumers get at most one and the server keeps the other. Before the clock starts, the bench
+ * produces BENCH_GROUP_WARMUP warm-up records into the run's own topic or stream, through the same
+ * producer at the run's own pace, and the members consume them like the measured ones (not counted; see
+ * group-worker.ts), so a run measures consumers in their running state, not V8 compiling the
+ * client library or the consumer's heap growing to its working size. Half-speed runs produce
  * min(N, rate x BENCH_HALF_SPEED_MAX_S) records, so a slow reference cannot stretch the run.
  * The broker's RSS is sampled every 100 ms for its whole life (plus the kernel's VmHWM); CPU use
  * of server (all threads), clients and machine is printed per phase, to show which side was the
@@ -72,8 +74,8 @@
  * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (2), BENCH_KAFKAJS_PRODUCERS (4 per process),
  * BENCH_KAFKAJS_IN_FLIGHT (2 per producer), BENCH_KAFKAJS_BATCH (1000), BENCH_REDIS_PIPELINE
  * (1000), BENCH_GROUP_MEMBERS (3), BENCH_GROUP_CONSUMER_PROCESSES (1), BENCH_CONSUMER_NODE_FLAGS (node flags of the end-to-end
- * consumer processes of every system, e.g. --max-semi-space-size=32), BENCH_GROUP_WARMUP (100000:
- * records each consumer process consumes of its own before a run, see group-worker.ts; 0 = none),
+ * consumer processes of every system, e.g. --max-semi-space-size=32), BENCH_GROUP_WARMUP (200000:
+ * warm-up records produced and consumed before each end-to-end run's clock starts; 0 = none),
  * BENCH_GROUP_COMMIT (async: after every batch, not awaited; awaited: kafkajs's auto-commit after
  * every batch; n: every n ms, not awaited),
  * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
@@ -201,7 +203,7 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     e2ePasses: int('BENCH_E2E_PASSES', 3, 1, 9),
     groupMembers: int('BENCH_GROUP_MEMBERS', 3, 1, 12),
     groupConsumerProcesses: int('BENCH_GROUP_CONSUMER_PROCESSES', 1, 1, 12),
-    groupWarmup: int('BENCH_GROUP_WARMUP', 100_000, 0, 10_000_000),
+    groupWarmup: int('BENCH_GROUP_WARMUP', 200_000, 0, 10_000_000),
     groupCommit: groupCommit(env.BENCH_GROUP_COMMIT, problems),
     groupPartitionsConcurrently: int('BENCH_GROUP_PARTITIONS_CONCURRENTLY', 1, 1, 64),
     halfSpeedMaxS: int('BENCH_HALF_SPEED_MAX_S', 30, 1, 86_400),
@@ -511,7 +513,7 @@ function reportE2e(system: string, r: E2eRun): void {
   say(
     `${r.label} (${pace}): ${fmt(r.records)} records; produce ${fmt(r.produce.recordsPerSec)}/s (${fmt(r.produce.ms / 1000, 2)} s), ` +
       `end-to-end ${fmt(r.endToEnd.recordsPerSec)}/s (${fmt(r.endToEnd.ms / 1000, 2)} s); produce-to-consume p50 ${fmt(l.p50Ms, 1)} ms, p99 ${fmt(l.p99Ms, 1)} ms, max ${fmt(l.maxMs, 1)} ms; ` +
-      `${fmt(r.deliveries)} deliveries, every record consumed exactly once; the group took ${fmt(r.groupStartMs / 1000, 2)} s to start`,
+      `${fmt(r.deliveries)} deliveries, every record consumed exactly once; the group took ${fmt(r.groupStartMs / 1000, 2)} s to start, the warm-up ${fmt(r.warmupMs / 1000, 2)} s`,
   );
 }
 
@@ -534,7 +536,7 @@ async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: Grou
     const r = await runEndToEnd({ ...e2eOptions(c.s, c.cleanup, label, records, rate), window }, () =>
       spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commit: c.s.groupCommit, partitionsConcurrently: c.s.groupPartitionsConcurrently }),
     );
-    await verifyLogEnd(c.broker, topic, records);
+    await verifyLogEnd(c.broker, topic, records + c.s.groupWarmup);
     reportE2e('broker', r);
     const m = phaseMetrics(before, after);
     say(
@@ -781,7 +783,7 @@ function printDetails(s: Settings, f: Figures): void {
   }
   if (b?.groupFull || f.redisGroup || f.jetstream) {
     say(
-      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system; each first consumes ${s.groupWarmup.toLocaleString('en-US')} warm-up records of its own through the same code, not measured); producers: Spillway kcat -P fed by a pipe ` +
+      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system; before each run's clock starts, ${s.groupWarmup.toLocaleString('en-US')} warm-up records go through the same producer, topic or stream and members, not measured); producers: Spillway kcat -P fed by a pipe ` +
         `(${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}), Redis raw-RESP XADD pipelines of ${E2E_CHUNK} (awaited), ` +
         `JetStream async publishes in windows of ${E2E_CHUNK} (nats.js publish with a reply subject, PubAcks counted as Go's PublishAsync does; acks awaited per window)`,
     );
@@ -864,7 +866,7 @@ async function run(s: Settings, cleanup: Cleanup): Promise<void> {
       kcatProduceSettings: KCAT_PRODUCE_SETTINGS,
       kcatConsumeSettings: KCAT_CONSUME_SETTINGS,
       kcatReaderWrapping: kcatReaderWrapping(),
-      e2e: { chunk: E2E_CHUNK, consumerBatch: E2E_CONSUMER_BATCH, kafkaMaxWaitMs: E2E_KAFKA_MAX_WAIT_MS, redisBlockMs: E2E_REDIS_BLOCK_MS, jetstreamExpiresMs: E2E_JETSTREAM_EXPIRES_MS, partitions: E2E_PARTITIONS, warmupRecordsPerConsumerProcess: s.groupWarmup },
+      e2e: { chunk: E2E_CHUNK, consumerBatch: E2E_CONSUMER_BATCH, kafkaMaxWaitMs: E2E_KAFKA_MAX_WAIT_MS, redisBlockMs: E2E_REDIS_BLOCK_MS, jetstreamExpiresMs: E2E_JETSTREAM_EXPIRES_MS, partitions: E2E_PARTITIONS, warmupRecords: s.groupWarmup },
       targets: TARGETS,
       issueFigures: ISSUE_FIGURES,
     },

@@ -30,6 +30,8 @@ export interface E2eProducer {
   send(start: number, n: number): Promise<void>;
   /** Resolves once everything sent is acknowledged (kcat: flushed and exited). */
   finish(): Promise<void>;
+  /** Makes sure everything sent so far is on its way without ending the stream (kcat, see e2e-systems.ts). */
+  flush?(): Promise<void>;
   close(): Promise<void>;
   /** CPU time (ms) of a producing process other than the bench (kcat), up to now or its exit. */
   cpuMs?(): number;
@@ -53,7 +55,11 @@ export interface E2eOptions {
   ratePerSec: number | null;
   members: number;
   consumerProcesses: number;
-  /** Records each consumer process consumes of its own before the run (group-worker.ts warmUp). */
+  /**
+   * Warm-up records (indices [records, records + warmup)): produced unpaced through the same
+   * producer into the same topic or stream once the group has started, and consumed by the same
+   * members, before the clock starts (see group-worker.ts); 0 = none.
+   */
   warmup: number;
   timeoutMs: number;
   cleanup: Cleanup;
@@ -88,6 +94,8 @@ export interface E2eRun {
   members: GroupResult['members'];
   /** From starting the consumer processes until every member was ready (kafka: the group had settled). */
   groupStartMs: number;
+  /** The warm-up: from its first send until its last record was consumed. */
+  warmupMs: number;
   /** producerCores: kcat's for Spillway; the bench process's for Redis and JetStream (it is their producer). */
   cpu: { serverCores: number; serverCpuMs: number; producerCores: number; consumerCores: number; benchCores: number; machineBusyFraction: number };
   /** A full-speed run made several times (bench/broker.ts fullSpeedPasses): every pass's end-to-end rate; this run is the median pass. */
@@ -98,8 +106,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Sends `records` in chunks, unpaced (rate null) or at `rate` records/s; resolves with the produce time. */
-async function pace(producer: E2eProducer, records: number, rate: number | null, maxChunk: number): Promise<number> {
+/** Sends records [from, from + records) in chunks, unpaced (rate null) or at `rate` records/s; resolves with the send time. */
+async function pace(producer: E2eProducer, from: number, records: number, rate: number | null, maxChunk: number): Promise<number> {
   const t0 = performance.now();
   let sent = 0;
   while (sent < records) {
@@ -113,10 +121,9 @@ async function pace(producer: E2eProducer, records: number, rate: number | null,
       }
       n = Math.min(n, due);
     }
-    await producer.send(sent, n);
+    await producer.send(from + sent, n);
     sent += n;
   }
-  await producer.finish();
   return performance.now() - t0;
 }
 
@@ -127,13 +134,23 @@ export async function runEndToEnd(o: E2eOptions, setup: () => Promise<E2eSetup>)
     const f0 = performance.now();
     const fleet = await ConsumerGroupFleet.start({ task: { ...s.task, records: o.records, warmup: o.warmup }, members, processes: o.consumerProcesses, partitions: s.partitions, cleanup: o.cleanup, timeoutMs: 60_000 });
     const groupStartMs = performance.now() - f0;
+    const w0 = performance.now();
+    if (o.warmup > 0) {
+      // At the run's own pace, so the consumers start the run in the state they run it in.
+      const warming = pace(s.producer, o.records, o.warmup, o.ratePerSec, s.maxChunk).then(() => s.producer.flush?.());
+      await withTimeout(Promise.all([warming, fleet.allWarmed(o.warmup, 30_000)]), o.timeoutMs, `${o.label}: warm-up`);
+    }
+    const warmupMs = performance.now() - w0;
     await o.window?.start();
     const c0 = cpuMark(s.serverPid);
     const p0 = s.producer.cpuMs?.() ?? 0;
     fleet.go();
     const startUs = nowUs();
     const t0 = performance.now();
-    const producing = pace(s.producer, o.records, o.ratePerSec, s.maxChunk);
+    const producing = pace(s.producer, 0, o.records, o.ratePerSec, s.maxChunk).then(async () => {
+      await s.producer.finish();
+      return performance.now() - t0;
+    });
     producing.catch(() => undefined); // awaited below, raced with the consumers' failures
     const produceMs = await withTimeout(Promise.race([producing, fleet.allConsumed().then(() => producing)]), o.timeoutMs, `${o.label}: produce`);
     // Everything is acknowledged now: a record still missing after 30 s without progress is lost.
@@ -157,6 +174,7 @@ export async function runEndToEnd(o: E2eOptions, setup: () => Promise<E2eSetup>)
       deliveries: g.deliveries,
       members: g.members,
       groupStartMs,
+      warmupMs,
       // The consumers' CPU is counted from `go` to `stop` (a little past the window).
       cpu: {
         serverCores: cpu.brokerCores,

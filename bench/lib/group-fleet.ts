@@ -2,7 +2,7 @@
  * The consuming side of an end-to-end phase: starts the group's members in `processes` child
  * processes (group-worker.ts), waits until they are ready (for kafka: until the group has settled
  * on one assignment covering every partition exactly once), tracks their progress while the bench
- * produces, stops them once every record was consumed, and merges what they report: the latency
+ * produces the warm-up and then the measured records, stops them once every record was consumed, and merges what they report: the latency
  * histogram, the seen-bitmaps (each record exactly once across the whole group) and CPU time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +22,7 @@ type Done = Extract<GroupWorkerMessage, { type: 'done' }>;
 class GroupWorker {
   readonly child: ChildProcess;
   consumed = 0;
+  warmed = 0;
   ready = false;
   done: Done | undefined;
   error: string | undefined;
@@ -56,13 +57,15 @@ class GroupWorker {
     }
     const parsed = groupWorkerMessage.safeParse(json);
     if (!parsed.success) {
-      this.stderr += `unexpected worker output: ${line.slice(0, 500)}\n`;
       return;
     }
     const m = parsed.data;
     if (m.type === 'ready') this.ready = true;
     else if (m.type === 'joined') this.assignments.set(m.member, m.partitions);
-    else if (m.type === 'progress') this.consumed = m.consumed;
+    else if (m.type === 'progress') {
+      this.consumed = m.consumed;
+      this.warmed = m.warmed;
+    }
     else if (m.type === 'done') this.done = m;
     else this.error = m.message;
     this.wake();
@@ -134,6 +137,11 @@ export class ConsumerGroupFleet {
     return this.workers.reduce((a, w) => a + w.consumed, 0);
   }
 
+  /** Warm-up records consumed so far, over all members. */
+  warmed(): number {
+    return this.workers.reduce((a, w) => a + w.warmed, 0);
+  }
+
   /** Marks the start of the measured window in every worker (their CPU is counted from here). */
   go(): void {
     for (const w of this.workers) w.say('go');
@@ -151,19 +159,28 @@ export class ConsumerGroupFleet {
    * Resolves once the members together have consumed every record; throws on a worker failure,
    * or (with `stallMs`) once their count has not moved for that long short of the total.
    */
-  async allConsumed(stallMs?: number): Promise<void> {
-    if (stallMs === undefined) return this.until(() => this.consumed() >= this.records);
-    let last = this.consumed();
+  allConsumed(stallMs?: number): Promise<void> {
+    return this.reach(() => this.consumed(), this.records, 'records', stallMs);
+  }
+
+  /** The same for the `warmup` warm-up records. */
+  allWarmed(warmup: number, stallMs: number): Promise<void> {
+    return this.reach(() => this.warmed(), warmup, 'warm-up records', stallMs);
+  }
+
+  private async reach(count: () => number, target: number, what: string, stallMs?: number): Promise<void> {
+    if (stallMs === undefined) return this.until(() => count() >= target);
+    let last = count();
     let lastChange = performance.now();
     for (;;) {
       for (const w of this.workers) w.raise();
-      const n = this.consumed();
-      if (n >= this.records) return;
+      const n = count();
+      if (n >= target) return;
       if (n !== last) {
         last = n;
         lastChange = performance.now();
       } else if (performance.now() - lastChange > stallMs) {
-        throw new BenchError('E2E_STALLED', `consumers stalled at ${n} of ${this.records} records for ${stallMs} ms`);
+        throw new BenchError('E2E_STALLED', `consumers stalled at ${n} of ${target} ${what} for ${stallMs} ms`);
       }
       let timer: NodeJS.Timeout | undefined;
       const tick = new Promise<void>((r) => (timer = setTimeout(r, 500)));

@@ -12,7 +12,7 @@ export const groupTask = z.object({
   system: z.enum(['kafka', 'redis', 'jetstream']),
   members: z.array(z.string()).min(1),
   records: z.number().int().positive(),
-  /** Records each consumer process consumes of its own before the run (see warmUp in group-worker.ts); 0 = none. */
+  /** Warm-up records, indices [records, records + warmup), produced before the measured ones (see group-worker.ts); 0 = none. */
   warmup: z.number().int().min(0).default(0),
   kafka: z.object({ bootstrap: z.string(), topic: z.string(), groupId: z.string(), maxWaitMs: z.number().int().positive(), commit: z.enum(['async', 'awaited', 'interval']), commitIntervalMs: z.number().int().min(0), partitionsConcurrently: z.number().int().positive().default(1) }).optional(),
   redis: z.object({ port: z.number().int().positive(), key: z.string(), group: z.string(), count: z.number().int().positive(), blockMs: z.number().int().positive() }).optional(),
@@ -32,7 +32,7 @@ const histogramJson = z.object({
 export const groupWorkerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready') }),
   z.object({ type: z.literal('joined'), member: z.string(), partitions: z.array(z.number()) }),
-  z.object({ type: z.literal('progress'), consumed: z.number() }),
+  z.object({ type: z.literal('progress'), consumed: z.number(), warmed: z.number() }),
   z.object({
     type: z.literal('done'),
     consumed: z.number(),

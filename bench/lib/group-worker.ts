@@ -15,26 +15,35 @@
  * they arrive), parse the record index and send stamp, mark the index seen, and add the
  * produce-to-consume latency.
  *
- * Warm-up (task.warmup records, before `ready`): the process first runs its members' own code
- * (startKafka / startRedis / startJetStream, the same settings) on a throwaway topic or stream of
- * the same server, filled by the worker itself, into a throwaway tally; then deletes it. A consumer
- * in production has been running for a while: without this, a run's first ~0.3 s went through
- * freshly spawned JavaScript that V8 had not optimised yet, and at half speed those records
- * waited up to 90-160 ms, 2-4 % of the run, which alone set the p99 (measured for Spillway:
- * half-speed p99 57-82 ms cold, 30-41 ms warm, with no other difference).
+ * Warm-up: the records with indices [records, records + warmup) are the run's warm-up, which
+ * the bench produces into the same topic or stream, through the same producer and at the run's
+ * own pace, right before the measured records (e2e.ts). The members process them exactly like
+ * the measured ones, into a tally of their own that is not reported, so the clock starts on
+ * consumers in their running state: JavaScript optimised by V8, connections and fetch sessions
+ * open, and a heap grown to its working size. A consumer in production has been running for a
+ * while. Without such a warm-up a run's first second measured the process's start instead:
+ * - freshly spawned JavaScript that V8 had not optimised yet (half-speed p99 57-82 ms cold,
+ *   30-41 ms after a warm-up);
+ * - warmed on a throwaway topic instead (the warm-up before this one), the heap still had to grow
+ *   from ~40 to ~80 MB in the run's first second, until its first mark-compact. On this VM a
+ *   first-touch page fault costs ~18 us (700-2,700 minor faults and up to 49 ms of system time
+ *   per 100 ms then, against under 200 and 2-15 ms afterwards), which made the scavenges of that
+ *   second 10-22 ms instead of 3-5 ms. 40,000-100,000 of a half-speed run's records waited over
+ *   40 ms in its first 0.9 s, and none after it: that alone set the p99.
  *
  * Protocol (JSON lines on stdout, words on stdin): `ready` once every member is connected (kafka
- * members also report `joined` with their assignment after each rebalance); stdin `go` marks the
- * start of the measured window (CPU accounting); `progress` every 100 ms; stdin `stop` ends
- * consumption, then `done` carries the counts, the latency histogram and the seen-bitmap.
+ * members also report `joined` with their assignment after each rebalance); `progress` every
+ * 100 ms (measured records consumed, warm-up records consumed); stdin `go` marks the start of the
+ * measured window (CPU accounting); stdin `stop` ends consumption, then `done` carries the counts,
+ * the latency histogram and the seen-bitmap.
  */
 import readline from 'node:readline';
 import { Kafka, logLevel, type Consumer, type EachBatchPayload } from 'kafkajs';
-import { AckPolicy, DeliverPolicy, StorageType, connect, type JsMsg, type NatsConnection } from 'nats';
+import { connect, type JsMsg, type NatsConnection } from 'nats';
 import { SPLIT_EVERY, groupTask, type GroupTask, type GroupWorkerMessage } from './group-protocol.ts';
 import { connectIoredis } from './redis-ioredis.ts';
 import { LatencyHistogram, type HistogramJson } from './histogram.ts';
-import { ReadBackCheck, nowUs, recordStampUs, stampedPayload } from './records.ts';
+import { ReadBackCheck, nowUs, recordIndex, recordStampUs } from './records.ts';
 
 function send(msg: GroupWorkerMessage): void {
   process.stdout.write(`${JSON.stringify(msg)}\n`);
@@ -44,6 +53,10 @@ function send(msg: GroupWorkerMessage): void {
 class Tally {
   readonly check: ReadBackCheck;
   readonly histogram = new LatencyHistogram();
+  /** The warm-up's records (see the header): processed the same way, into these, and not reported. */
+  readonly warmCheck: ReadBackCheck;
+  readonly warmHistogram = new LatencyHistogram();
+  warmed = 0;
   /**
    * kafka: send stamp -> record CreateTime, and CreateTime -> consumed, for one record in
    * SPLIT_EVERY (see splitDue): a diagnostic the other systems have no counterpart of, so it is
@@ -58,8 +71,12 @@ class Tally {
   lastUs = 0;
   readonly perMember = new Map<string, { consumed: number; deliveries: number }>();
 
-  constructor(records: number) {
+  constructor(
+    readonly records: number,
+    readonly warmup: number,
+  ) {
     this.check = new ReadBackCheck(records);
+    this.warmCheck = new ReadBackCheck(warmup);
   }
 
   /** `count` records handed to the application at `atUs`, in `deliveries` batches (0: same batch). */
@@ -83,20 +100,33 @@ class Tally {
     return this.splitCount++ % SPLIT_EVERY === 0;
   }
 
-  /** `createTimeMs`: the record's CreateTime (kafka), to split the latency at the producing client. */
-  record(value: Buffer | null | undefined, atUs: number, createTimeMs?: number): void {
+  /**
+   * One record handed to the application at `atUs`; false if it was a warm-up record (it then
+   * counts towards `warmed` only). `createTimeMs`: the record's CreateTime (kafka), to split the
+   * latency at the producing client.
+   */
+  record(value: Buffer | null | undefined, atUs: number, createTimeMs?: number): boolean {
     if (!value) {
       this.check.foreign++;
-      return;
+      return true;
     }
-    this.check.add(value, 0, value.length);
+    const i = recordIndex(value, 0);
+    if (i >= this.records && i < this.records + this.warmup) {
+      this.warmCheck.addIndex(i - this.records, value.length);
+      const stamp = recordStampUs(value, 0);
+      if (stamp >= 0) this.warmHistogram.record(atUs - stamp);
+      this.warmed++;
+      return false;
+    }
+    this.check.addIndex(i, value.length);
     const stamp = recordStampUs(value, 0);
-    if (stamp < 0) return;
+    if (stamp < 0) return true;
     this.histogram.record(atUs - stamp);
     if (createTimeMs !== undefined) {
       this.toClient.record(createTimeMs * 1000 - stamp);
       this.clientToConsumer.record(atUs - createTimeMs * 1000);
     }
+    return true;
   }
 
   packedSeen(): string {
@@ -112,8 +142,7 @@ interface Members {
   stop(): Promise<void>;
 }
 
-/** `announce`: report each member's assignment (`joined`), which the fleet waits on; not for a warm-up group. */
-async function startKafka(task: GroupTask, tally: Tally, announce = true): Promise<Members> {
+async function startKafka(task: GroupTask, tally: Tally): Promise<Members> {
   const k = task.kafka;
   if (!k) throw new Error('kafka task without kafka settings');
   const kafka = new Kafka({ clientId: 'spillway-bench-group', brokers: [k.bootstrap], logLevel: logLevel.ERROR });
@@ -128,7 +157,7 @@ async function startKafka(task: GroupTask, tally: Tally, announce = true): Promi
     // start-up rebalances sooner, so the group settles sooner.
     const consumer = kafka.consumer({ groupId: k.groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: k.maxWaitMs, heartbeatInterval: 1000 });
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      if (announce) send({ type: 'joined', member, partitions: e.payload.memberAssignment[k.topic] ?? [] });
+      send({ type: 'joined', member, partitions: e.payload.memberAssignment[k.topic] ?? [] });
     });
     await consumer.connect();
     await consumer.subscribe({ topic: k.topic, fromBeginning: true });
@@ -162,8 +191,9 @@ async function startKafka(task: GroupTask, tally: Tally, announce = true): Promi
       partitionsConsumedConcurrently: k.partitionsConcurrently,
       eachBatch: async ({ batch }: EachBatchPayload) => {
         const at = nowUs();
-        for (const m of batch.messages) tally.record(m.value, at, tally.splitDue() ? Number(m.timestamp) : undefined);
-        tally.delivery(member, at, batch.messages.length);
+        let measured = 0;
+        for (const m of batch.messages) if (tally.record(m.value, at, tally.splitDue() ? Number(m.timestamp) : undefined)) measured++;
+        tally.delivery(member, at, measured);
         if (k.commit !== 'awaited' && batch.messages.length > 0) {
           pending.set(batch.partition, String(Number(batch.lastOffset()) + 1));
           if (k.commit === 'async') commitPending();
@@ -200,13 +230,14 @@ async function startRedis(task: GroupTask, tally: Tally): Promise<Members> {
             if (!reply) continue;
             const at = nowUs();
             const ids: Buffer[] = [];
+            let measured = 0;
             for (const [, items] of reply) {
               for (const [id, fields] of items) {
-                tally.record(fields?.[1], at);
+                if (tally.record(fields?.[1], at)) measured++;
                 ids.push(id);
               }
             }
-            tally.delivery(member, at, ids.length);
+            tally.delivery(member, at, measured);
             if (ids.length > 0) ack = redis.xack(r.key, r.group, ...ids);
           }
           await ack;
@@ -240,12 +271,12 @@ async function startJetStream(task: GroupTask, tally: Tally): Promise<Members> {
       (async () => {
         while (!stopping) {
           const batch: JsMsg[] = [];
+          let measured = 0;
           const messages = await consumer.fetch({ max_messages: j.batch, expires: j.expiresMs });
           for await (const m of messages) {
             // Messages of a pull arrive as the server sends them, so each is stamped on arrival.
             const at = nowUs();
-            tally.record(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), at);
-            tally.delivery(member, at, 1, batch.length === 0 ? 1 : 0);
+            if (tally.record(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), at)) tally.delivery(member, at, 1, measured++ === 0 ? 1 : 0);
             batch.push(m);
             if (stopping) break;
           }
@@ -264,77 +295,6 @@ async function startJetStream(task: GroupTask, tally: Tally): Promise<Members> {
   };
 }
 
-/** Records per produce call, pipeline or publish window while filling a warm-up topic or stream. */
-const WARMUP_CHUNK = 1000;
-
-/** The warm-up (see the header): fill a throwaway topic or stream, consume it with the members' own code, delete it. */
-async function warmUp(task: GroupTask): Promise<void> {
-  const n = task.warmup;
-  if (n === 0) return;
-  const tally = new Tally(n);
-  const chunks = (each: (start: number, size: number) => Promise<unknown>) => async () => {
-    for (let i = 0; i < n; i += WARMUP_CHUNK) await each(i, Math.min(WARMUP_CHUNK, n - i));
-  };
-  const name = `warmup-${process.pid}`;
-  let members: Members;
-  let drop: () => Promise<void>;
-  if (task.system === 'kafka' && task.kafka) {
-    const k = task.kafka;
-    const topic = `${k.topic}-${name}`;
-    const kafka = new Kafka({ clientId: 'spillway-bench-warmup', brokers: [k.bootstrap], logLevel: logLevel.ERROR });
-    const admin = kafka.admin();
-    await admin.connect();
-    const partitions = (await admin.fetchTopicMetadata({ topics: [k.topic] })).topics[0].partitions.length;
-    await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
-    const producer = kafka.producer();
-    await producer.connect();
-    await chunks((start, size) => producer.send({ topic, acks: -1, messages: Array.from({ length: size }, (_, i) => ({ value: stampedPayload(start + i, nowUs()) })) }))();
-    await producer.disconnect();
-    members = await startKafka({ ...task, kafka: { ...k, topic, groupId: topic } }, tally, false);
-    drop = async () => {
-      await admin.deleteTopics({ topics: [topic] });
-      await admin.disconnect();
-    };
-  } else if (task.system === 'redis' && task.redis) {
-    const r = task.redis;
-    const key = `${r.key}-${name}`;
-    const redis = await connectIoredis(r.port, name);
-    await redis.xgroup('CREATE', key, r.group, '0', 'MKSTREAM');
-    await chunks(async (start, size) => {
-      const p = redis.pipeline();
-      for (let i = 0; i < size; i++) p.xadd(key, '*', 'd', stampedPayload(start + i, nowUs()));
-      await p.exec();
-    })();
-    members = await startRedis({ ...task, redis: { ...r, key } }, tally);
-    drop = async () => {
-      await redis.del(key);
-      redis.disconnect();
-    };
-  } else if (task.system === 'jetstream' && task.jetstream) {
-    const j = task.jetstream;
-    const stream = `${j.stream}_${name.replace('-', '_')}`;
-    const subject = `bench.${name}`;
-    const nc = await connect({ servers: `127.0.0.1:${j.port}`, name });
-    const jsm = await nc.jetstreamManager();
-    await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.File });
-    await jsm.consumers.add(stream, { durable_name: j.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_ack_pending: task.members.length * j.batch * 4 });
-    const js = nc.jetstream();
-    await chunks((start, size) => Promise.all(Array.from({ length: size }, (_, i) => js.publish(subject, stampedPayload(start + i, nowUs())))))();
-    members = await startJetStream({ ...task, jetstream: { ...j, stream } }, tally);
-    drop = async () => {
-      await jsm.streams.delete(stream);
-      await nc.drain();
-    };
-  } else throw new Error(`${task.system} task without its settings`);
-  const deadline = Date.now() + 120_000;
-  while (tally.consumed < n) {
-    if (Date.now() > deadline) throw new Error(`warm-up: ${tally.consumed} of ${n} records consumed in 120 s`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  await members.stop();
-  await drop();
-}
-
 function fail(err: unknown): void {
   send({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   process.exit(1);
@@ -342,12 +302,11 @@ function fail(err: unknown): void {
 
 async function main(): Promise<void> {
   const task = groupTask.parse(JSON.parse(process.argv[2] ?? '{}'));
-  const tally = new Tally(task.records);
+  const tally = new Tally(task.records, task.warmup);
   const start = { kafka: startKafka, redis: startRedis, jetstream: startJetStream }[task.system];
-  await warmUp(task);
   const members = await start(task, tally);
   send({ type: 'ready' });
-  const progress = setInterval(() => send({ type: 'progress', consumed: tally.consumed }), 100);
+  const progress = setInterval(() => send({ type: 'progress', consumed: tally.consumed, warmed: tally.warmed }), 100);
   let cpu0 = process.cpuUsage();
   const rl = readline.createInterface({ input: process.stdin });
   for await (const line of rl) {

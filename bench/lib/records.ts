@@ -82,9 +82,13 @@ export class ReadBackCheck {
   }
 
   add(buf: Buffer, offset: number, length: number): void {
+    this.addIndex(recordIndex(buf, offset), length);
+  }
+
+  /** The same as add(), for a record whose index was already read (recordIndex; -1 if foreign). */
+  addIndex(i: number, length: number): void {
     this.records++;
     if (length !== RECORD_BYTES) this.wrongSize++;
-    const i = recordIndex(buf, offset);
     if (i < 0 || i >= this.expected) {
       this.foreign++;
       return;
