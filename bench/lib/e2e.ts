@@ -100,6 +100,8 @@ export interface E2eRun {
   cpu: { serverCores: number; serverCpuMs: number; producerCores: number; consumerCores: number; benchCores: number; machineBusyFraction: number };
   /** A full-speed run made several times (bench/broker.ts fullSpeedPasses): every pass's end-to-end rate; this run is the median pass. */
   passesPerSec?: number[];
+  /** A half-speed run made several times (bench/broker.ts halfSpeedPasses): every pass's p99; this run is the pass with the median p99. */
+  passesP99Ms?: number[];
 }
 
 function sleep(ms: number): Promise<void> {
