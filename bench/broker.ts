@@ -3,7 +3,8 @@
  * end-to-end throughput and latency through consumer groups, side by side with Redis Streams and
  * NATS JetStream measured in the same run on the same machine and disk.
  *
- * Phases (BENCH_PHASES, comma list; default all, always run in this order):
+ * Phases (BENCH_PHASES, comma list; default all, always run in this order, except that the passes
+ * of the end-to-end phases group, redis-group and jetstream are interleaved, see interleaveE2e):
  * - redis: the Redis reference, redis-server with appendonly yes and appendfsync always. XADD of
  *   the same payloads pipelined 1,000 per round trip (each awaited), then XRANGE back 1,000 per
  *   request, with ioredis (the project's Redis client; bench/lib/redis-ioredis.ts) on a fresh
@@ -483,36 +484,80 @@ function e2eOptions(s: Settings, cleanup: Cleanup, label: string, records: numbe
 }
 
 /**
- * A system's full-speed end-to-end run, made `s.e2ePasses` times (each on a fresh topic or a
- * fresh server, as its single run would be); the median pass by end-to-end rate is the run that
- * counts, and half speed is paced from it. On a shared 2-core machine the same full-speed run
- * swung from 164,000/s to 244,000/s within minutes (the producer, the server and the consumer
- * process compete for the cores): one pass says more about the moment than about the system.
- * Every pass's rate is kept (passesPerSec) and printed.
+ * One system's end-to-end runs: `s.e2ePasses` full-speed passes and `s.halfSpeedPasses` half-speed
+ * passes, each on a fresh topic or a fresh server, as a single run would be. The systems' passes
+ * are interleaved (interleaveE2e), so a slow stretch of the host falls on all of them alike.
+ * - Full speed: the median pass by end-to-end rate is the run that counts, and half speed is
+ *   paced from it. On this shared 2-core machine the same full-speed run swung from 164,000/s to
+ *   244,000/s within minutes (the producer, the server and the consumer process compete for the
+ *   cores): one pass says more about the moment than about the system.
+ * - Half speed, every pass at the same pace: the pass with the median p99 counts. A p99 over one
+ *   run of a few seconds moves with the host: the same code gave a half-speed p99 of 23-92 ms
+ *   within the hour, the bad runs being those where the consumer's same scavenges took 3x longer
+ *   (12-19 ms instead of 3-6 ms).
+ * Every pass's rate and p99 are kept (passesPerSec, passesP99Ms) and printed.
  */
-async function fullSpeedPasses<R extends E2eRun>(s: Settings, label: string, run: (label: string, pass: number) => Promise<R>): Promise<R> {
-  const passes: R[] = [];
-  for (let i = 0; i < s.e2ePasses; i++) passes.push(await run(s.e2ePasses > 1 ? `${label} (pass ${i + 1} of ${s.e2ePasses})` : label, i));
-  const median = medianBy(passes, (p) => p.endToEnd.ms);
-  const passesPerSec = passes.map((p) => p.endToEnd.recordsPerSec);
-  if (passes.length > 1) say(`${label}: end-to-end ${passesPerSec.map((r) => fmt(r)).join(', ')}/s in ${passes.length} passes; the median pass (${fmt(median.endToEnd.recordsPerSec)}/s) is reported`);
-  return { ...median, label, passesPerSec };
+class E2eSeries<R extends E2eRun> {
+  private readonly fulls: R[] = [];
+  private readonly halves: R[] = [];
+  private fullRun: (R & { passesPerSec: number[] }) | undefined;
+  private halfRun: (R & { passesP99Ms: number[] }) | undefined;
+
+  constructor(
+    private readonly s: Settings,
+    /** e.g. 'spillway group e2e'; runs are labelled '<label>, full speed (pass i of n)'. */
+    readonly label: string,
+    private readonly run: (label: string, pass: number, records: number, rate: number | null) => Promise<R>,
+  ) {}
+
+  async fullPass(i: number): Promise<void> {
+    this.fulls.push(await this.run(passLabel(`${this.label}, full speed`, i, this.s.e2ePasses), i, this.s.records, null));
+  }
+
+  async halfPass(i: number): Promise<void> {
+    const h = halfSpeed(this.s, this.full());
+    this.halves.push(await this.run(passLabel(`${this.label}, half speed`, i, this.s.halfSpeedPasses), i, h.records, h.rate));
+  }
+
+  /** The median full-speed pass (said once, with every pass's rate). */
+  full(): R & { passesPerSec: number[] } {
+    if (this.fullRun) return this.fullRun;
+    const label = `${this.label}, full speed`;
+    const median = medianBy(this.fulls, (p) => p.endToEnd.ms);
+    const passesPerSec = this.fulls.map((p) => p.endToEnd.recordsPerSec);
+    if (this.fulls.length > 1) say(`${label}: end-to-end ${passesPerSec.map((r) => fmt(r)).join(', ')}/s in ${this.fulls.length} passes; the median pass (${fmt(median.endToEnd.recordsPerSec)}/s) is reported`);
+    this.fullRun = { ...median, label, passesPerSec };
+    return this.fullRun;
+  }
+
+  /** The half-speed pass with the median p99 (said once, with every pass's p99). */
+  half(): R & { passesP99Ms: number[] } {
+    if (this.halfRun) return this.halfRun;
+    const label = `${this.label}, half speed`;
+    const median = medianBy(this.halves, (p) => p.latency.p99Ms);
+    const passesP99Ms = this.halves.map((p) => p.latency.p99Ms);
+    if (this.halves.length > 1) say(`${label}: p99 ${passesP99Ms.map((x) => fmt(x, 1)).join(', ')} ms in ${this.halves.length} passes; the median pass (p99 ${fmt(median.latency.p99Ms, 1)} ms) is reported`);
+    this.halfRun = { ...median, label, passesP99Ms };
+    return this.halfRun;
+  }
+}
+
+function passLabel(label: string, i: number, n: number): string {
+  return n > 1 ? `${label} (pass ${i + 1} of ${n})` : label;
 }
 
 /**
- * A system's half-speed run, made `s.halfSpeedPasses` times at the same pace (each on a fresh
- * topic or a fresh server); the pass with the median p99 is the run that counts. A p99 over one
- * run of a few seconds moves with the host: on this 2-core VM the same code gave a half-speed
- * p99 of 23-92 ms within the hour, the bad runs being those where the same scavenges took 3x
- * longer (12-19 ms instead of 3-6 ms). Every pass's p99 is kept (passesP99Ms) and printed.
+ * Runs the systems' end-to-end passes interleaved: full-speed pass 1 of every system, then pass 2
+ * of every system, ...; then the half-speed passes the same way, each system paced at half its
+ * own median full-speed rate. Run one system after the other instead, and a ratio between two of
+ * them compared two different moments of the host: Spillway's full speed and JetStream's, measured
+ * about 4 minutes apart, gave 3.18x in one run and 4.49x in another (the same code).
  */
-async function halfSpeedPasses<R extends E2eRun>(s: Settings, label: string, run: (label: string, pass: number) => Promise<R>): Promise<R> {
-  const passes: R[] = [];
-  for (let i = 0; i < s.halfSpeedPasses; i++) passes.push(await run(s.halfSpeedPasses > 1 ? `${label} (pass ${i + 1} of ${s.halfSpeedPasses})` : label, i));
-  const median = medianBy(passes, (p) => p.latency.p99Ms);
-  const passesP99Ms = passes.map((p) => p.latency.p99Ms);
-  if (passes.length > 1) say(`${label}: p99 ${passesP99Ms.map((x) => fmt(x, 1)).join(', ')} ms in ${passes.length} passes; the median pass (p99 ${fmt(median.latency.p99Ms, 1)} ms) is reported`);
-  return { ...median, label, passesP99Ms };
+async function interleaveE2e(s: Settings, series: readonly E2eSeries<E2eRun>[]): Promise<void> {
+  for (let i = 0; i < s.e2ePasses; i++) for (const x of series) await x.fullPass(i);
+  for (const x of series) x.full();
+  for (let i = 0; i < s.halfSpeedPasses; i++) for (const x of series) await x.halfPass(i);
+  for (const x of series) x.half();
 }
 
 /** Half of the full-speed end-to-end rate, and how many records that run produces. */
@@ -537,7 +582,8 @@ function reportE2e(system: string, r: E2eRun): void {
   );
 }
 
-async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: GroupRun }> {
+/** Spillway's end-to-end runs: kcat -> broker -> kafkajs group, each on a fresh topic. */
+function spillwaySeries(c: PhaseContext): E2eSeries<GroupRun> {
   const run = async (label: string, rssPhase: string, topic: string, records: number, rate: number | null): Promise<GroupRun> => {
     let before: Sample[] = [];
     let after: Sample[] = [];
@@ -572,10 +618,10 @@ async function groupPhase(c: PhaseContext): Promise<{ full: GroupRun; half: Grou
     }
     return { ...r, broker: m };
   };
-  const full = await fullSpeedPasses(c.s, 'spillway group e2e, full speed', (label, pass) => run(label, 'group e2e full', `bench-group-full${pass === 0 ? '' : `-${pass + 1}`}`, c.s.records, null));
-  const h = halfSpeed(c.s, full);
-  const half = await halfSpeedPasses(c.s, 'spillway group e2e, half speed', (label, pass) => run(label, 'group e2e half', `bench-group-half${pass === 0 ? '' : `-${pass + 1}`}`, h.records, h.rate));
-  return { full, half };
+  return new E2eSeries(c.s, 'spillway group e2e', (label, pass, records, rate) => {
+    const speed = rate === null ? 'full' : 'half';
+    return run(label, `group e2e ${speed}`, `bench-group-${speed}${pass === 0 ? '' : `-${pass + 1}`}`, records, rate);
+  });
 }
 
 interface ReferenceE2e {
@@ -584,53 +630,52 @@ interface ReferenceE2e {
   half: E2eRun;
 }
 
-async function redisGroupPhase(s: Settings, cleanup: Cleanup): Promise<ReferenceE2e> {
-  let version = 'unknown';
-  const setup = async () => {
-    const r = await redisGroupSetup({ redisServer: s.redisServer, cleanup });
-    version = r.version;
-    return r;
-  };
-  const full = await fullSpeedPasses(s, 'redis streams group e2e, full speed', async (label) => {
-    const r = await runEndToEnd(e2eOptions(s, cleanup, label, s.records, null), setup);
-    reportE2e('redis-server', r);
-    return r;
-  });
-  say(`redis-server ${version}, a fresh server per run (appendonly yes, appendfsync always)`);
-  const h = halfSpeed(s, full);
-  const half = await halfSpeedPasses(s, 'redis streams group e2e, half speed', async (label) => {
-    const r = await runEndToEnd(e2eOptions(s, cleanup, label, h.records, h.rate), setup);
-    reportE2e('redis-server', r);
-    return r;
-  });
-  return { version, full, half };
+/** A reference system's end-to-end runs (a fresh server per run), and the server's version once one has run. */
+interface ReferenceSeries {
+  series: E2eSeries<E2eRun>;
+  version(): string;
 }
 
-async function jetstreamPhase(s: Settings, cleanup: Cleanup): Promise<ReferenceE2e> {
-  let version = 'unknown';
+function redisGroupSeries(s: Settings, cleanup: Cleanup): ReferenceSeries {
+  let version: string | undefined;
   const setup = async () => {
-    const r = await jetstreamSetup({ natsServer: s.natsServer, cleanup, members: s.groupMembers });
+    const r = await redisGroupSetup({ redisServer: s.redisServer, cleanup });
+    if (version === undefined) say(`redis-server ${r.version}, a fresh server per run (appendonly yes, appendfsync always)`);
     version = r.version;
     return r;
   };
-  const full = await fullSpeedPasses(s, 'nats jetstream e2e, full speed', async (label) => {
-    const r = await runEndToEnd(e2eOptions(s, cleanup, label, s.records, null), setup);
+  const series = new E2eSeries(s, 'redis streams group e2e', async (label, _pass, records, rate) => {
+    const r = await runEndToEnd(e2eOptions(s, cleanup, label, records, rate), setup);
+    reportE2e('redis-server', r);
+    return r;
+  });
+  return { series, version: () => version ?? 'unknown' };
+}
+
+function jetstreamSeries(s: Settings, cleanup: Cleanup): ReferenceSeries {
+  let version: string | undefined;
+  const setup = async () => {
+    const r = await jetstreamSetup({ natsServer: s.natsServer, cleanup, members: s.groupMembers });
+    if (version === undefined) say(`nats-server ${r.version} -js, a fresh server and store per run (file storage)`);
+    version = r.version;
+    return r;
+  };
+  const series = new E2eSeries(s, 'nats jetstream e2e', async (label, _pass, records, rate) => {
+    const r = await runEndToEnd(e2eOptions(s, cleanup, label, records, rate), setup);
     reportE2e('nats-server', r);
     return r;
   });
-  say(`nats-server ${version} -js, a fresh server and store per run (file storage)`);
-  const h = halfSpeed(s, full);
-  const half = await halfSpeedPasses(s, 'nats jetstream e2e, half speed', async (label) => {
-    const r = await runEndToEnd(e2eOptions(s, cleanup, label, h.records, h.rate), setup);
-    reportE2e('nats-server', r);
-    return r;
-  });
-  return { version, full, half };
+  return { series, version: () => version ?? 'unknown' };
+}
+
+function referenceFigures(r: ReferenceSeries): ReferenceE2e {
+  return { version: r.version(), full: r.series.full(), half: r.series.half() };
 }
 
 // ---------------------------------------------------------------- the broker's run
 
-async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup): Promise<BrokerFigures> {
+/** `references`: the reference systems' end-to-end series, run interleaved with Spillway's group phase (the broker idles meanwhile). */
+async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup, references: readonly ReferenceSeries[]): Promise<BrokerFigures> {
   const broker = await startBroker({ fsync: 'always', logLevel: 'info', cleanup });
   const rss = new RssSampler(broker.pid, 100);
   rss.start();
@@ -654,9 +699,10 @@ async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup): Prom
     f.kafkajsTopicRead = await kcatReadPhase(c, KAFKAJS_TOPIC, 'eof', 'kafkajs topic read-back (kcat -e)');
   }
   if (s.phases.has('group')) {
-    const g = await groupPhase(c);
-    f.groupFull = g.full;
-    f.groupHalf = g.half;
+    const spillway = spillwaySeries(c);
+    await interleaveE2e(s, [spillway, ...references.map((r) => r.series)]);
+    f.groupFull = spillway.full();
+    f.groupHalf = spillway.half();
   }
   rss.stop();
   const hwmBytes = Math.max(readRss(broker.pid)?.hwmBytes ?? 0, rss.lastHwmBytes);
@@ -863,13 +909,18 @@ async function run(s: Settings, cleanup: Cleanup): Promise<void> {
   say(`broker code: ${code.commit}${dirty === 0 ? '' : ` + ${dirty} uncommitted change(s) under buffer-broker/src, lib/src, bin (listed in the JSON)`}`);
   const f: Figures = {};
   if (s.phases.has('redis')) f.redis = await runRedis(s, cleanup);
+  const redisGroup = s.phases.has('redis-group') ? redisGroupSeries(s, cleanup) : undefined;
+  const jetstream = s.phases.has('jetstream') ? jetstreamSeries(s, cleanup) : undefined;
+  const references = [redisGroup, jetstream].filter((r): r is ReferenceSeries => r !== undefined);
   if (s.phases.has('kcat') || s.phases.has('kafkajs') || s.phases.has('group')) {
     const inputFile = path.join(inputDir(cleanup), 'records.txt');
     if (s.phases.has('kcat')) writeLinesFile(inputFile, s.records);
-    f.broker = await runBroker(s, inputFile, cleanup);
+    f.broker = await runBroker(s, inputFile, cleanup, references);
   }
-  if (s.phases.has('redis-group')) f.redisGroup = await redisGroupPhase(s, cleanup);
-  if (s.phases.has('jetstream')) f.jetstream = await jetstreamPhase(s, cleanup);
+  // Without the group phase, the references' end-to-end runs are interleaved among themselves.
+  if (!s.phases.has('group') && references.length > 0) await interleaveE2e(s, references.map((r) => r.series));
+  if (redisGroup) f.redisGroup = referenceFigures(redisGroup);
+  if (jetstream) f.jetstream = referenceFigures(jetstream);
 
   const rows = comparisons(s, f);
   printDetails(s, f);
