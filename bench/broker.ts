@@ -511,11 +511,13 @@ class E2eSeries<R extends E2eRun> {
   ) {}
 
   async fullPass(i: number): Promise<void> {
+    settleDisk();
     this.fulls.push(await this.run(passLabel(`${this.label}, full speed`, i, this.s.e2ePasses), i, this.s.records, null));
   }
 
   async halfPass(i: number): Promise<void> {
     const h = halfSpeed(this.s, this.full());
+    settleDisk();
     this.halves.push(await this.run(passLabel(`${this.label}, half speed`, i, this.s.halfSpeedPasses), i, h.records, h.rate));
   }
 
@@ -540,6 +542,17 @@ class E2eSeries<R extends E2eRun> {
     this.halfRun = { ...median, label, passesP99Ms };
     return this.halfRun;
   }
+}
+
+/**
+ * Writes back whatever the page cache holds dirty (sync(1)) before each end-to-end pass, outside
+ * any clock. nats-server 2.9 does not fsync its store: a JetStream run left 300-530 MB dirty
+ * (/proc/meminfo), which the kernel wrote back during whatever ran next. A Spillway pass that came
+ * right after one ran with its broker-side Produce p99 at 43-93 ms instead of 10-22 ms (its
+ * fsyncs queued behind that writeback), and the same run after 60 s of idle alone was normal.
+ */
+function settleDisk(): void {
+  execFileSync('sync', [], { stdio: 'ignore', timeout: 120_000 });
 }
 
 function passLabel(label: string, i: number, n: number): string {
