@@ -97,7 +97,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuUse, type CpuUse } from './lib/cpu.ts';
-import { runEndToEnd, type E2eOptions, type E2eRun } from './lib/e2e.ts';
+import { runEndToEnd, type E2eOptions, type E2eRun, type E2eSetup } from './lib/e2e.ts';
 import { type GroupCommit, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
 import { SPLIT_EVERY } from './lib/group-protocol.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
@@ -649,36 +649,32 @@ interface ReferenceSeries {
   version(): string;
 }
 
-function redisGroupSeries(s: Settings, cleanup: Cleanup): ReferenceSeries {
+/**
+ * A reference system's series: `setup` starts a fresh server per run; `describe` is said once,
+ * after the first server has started (it reports the server's version).
+ */
+function referenceSeries(s: Settings, cleanup: Cleanup, label: string, server: string, setup: () => Promise<E2eSetup & { version: string }>, describe: (version: string) => string): ReferenceSeries {
   let version: string | undefined;
-  const setup = async () => {
-    const r = await redisGroupSetup({ redisServer: s.redisServer, cleanup });
-    if (version === undefined) say(`redis-server ${r.version}, a fresh server per run (appendonly yes, appendfsync always)`);
+  const started = async () => {
+    const r = await setup();
+    if (version === undefined) say(describe(r.version));
     version = r.version;
     return r;
   };
-  const series = new E2eSeries(s, 'redis streams group e2e', async (label, _pass, records, rate) => {
-    const r = await runEndToEnd(e2eOptions(s, cleanup, label, records, rate), setup);
-    reportE2e('redis-server', r);
+  const series = new E2eSeries(s, label, async (runLabel, _pass, records, rate) => {
+    const r = await runEndToEnd(e2eOptions(s, cleanup, runLabel, records, rate), started);
+    reportE2e(server, r);
     return r;
   });
   return { series, version: () => version ?? 'unknown' };
 }
 
+function redisGroupSeries(s: Settings, cleanup: Cleanup): ReferenceSeries {
+  return referenceSeries(s, cleanup, 'redis streams group e2e', 'redis-server', () => redisGroupSetup({ redisServer: s.redisServer, cleanup }), (v) => `redis-server ${v}, a fresh server per run (appendonly yes, appendfsync always)`);
+}
+
 function jetstreamSeries(s: Settings, cleanup: Cleanup): ReferenceSeries {
-  let version: string | undefined;
-  const setup = async () => {
-    const r = await jetstreamSetup({ natsServer: s.natsServer, cleanup, members: s.groupMembers });
-    if (version === undefined) say(`nats-server ${r.version} -js, a fresh server and store per run (file storage)`);
-    version = r.version;
-    return r;
-  };
-  const series = new E2eSeries(s, 'nats jetstream e2e', async (label, _pass, records, rate) => {
-    const r = await runEndToEnd(e2eOptions(s, cleanup, label, records, rate), setup);
-    reportE2e('nats-server', r);
-    return r;
-  });
-  return { series, version: () => version ?? 'unknown' };
+  return referenceSeries(s, cleanup, 'nats jetstream e2e', 'nats-server', () => jetstreamSetup({ natsServer: s.natsServer, cleanup, members: s.groupMembers }), (v) => `nats-server ${v} -js, a fresh server and store per run (file storage)`);
 }
 
 function referenceFigures(r: ReferenceSeries): ReferenceE2e {

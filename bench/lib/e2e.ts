@@ -56,9 +56,9 @@ export interface E2eOptions {
   members: number;
   consumerProcesses: number;
   /**
-   * Warm-up records (indices [records, records + warmup)): produced unpaced through the same
-   * producer into the same topic or stream once the group has started, and consumed by the same
-   * members, before the clock starts (see group-worker.ts); 0 = none.
+   * Warm-up records (indices [records, records + warmup)): produced at the run's own pace through
+   * the same producer into the same topic or stream once the group has started, and consumed by
+   * the same members, before the clock starts (see group-worker.ts); 0 = none.
    */
   warmup: number;
   timeoutMs: number;
@@ -98,9 +98,9 @@ export interface E2eRun {
   warmupMs: number;
   /** producerCores: kcat's for Spillway; the bench process's for Redis and JetStream (it is their producer). */
   cpu: { serverCores: number; serverCpuMs: number; producerCores: number; consumerCores: number; benchCores: number; machineBusyFraction: number };
-  /** A full-speed run made several times (bench/broker.ts fullSpeedPasses): every pass's end-to-end rate; this run is the median pass. */
+  /** A full-speed run made several times (bench/broker.ts E2eSeries): every pass's end-to-end rate; this run is the median pass. */
   passesPerSec?: number[];
-  /** A half-speed run made several times (bench/broker.ts halfSpeedPasses): every pass's p99; this run is the pass with the median p99. */
+  /** A half-speed run made several times (bench/broker.ts E2eSeries): every pass's p99; this run is the pass with the median p99. */
   passesP99Ms?: number[];
 }
 
@@ -108,8 +108,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Sends records [from, from + records) in chunks, unpaced (rate null) or at `rate` records/s; resolves with the send time. */
-async function pace(producer: E2eProducer, from: number, records: number, rate: number | null, maxChunk: number): Promise<number> {
+/** Sends records [from, from + records) in chunks, unpaced (rate null) or at `rate` records/s. */
+async function pace(producer: E2eProducer, from: number, records: number, rate: number | null, maxChunk: number): Promise<void> {
   const t0 = performance.now();
   let sent = 0;
   while (sent < records) {
@@ -126,7 +126,6 @@ async function pace(producer: E2eProducer, from: number, records: number, rate: 
     await producer.send(from + sent, n);
     sent += n;
   }
-  return performance.now() - t0;
 }
 
 export async function runEndToEnd(o: E2eOptions, setup: () => Promise<E2eSetup>): Promise<E2eRun> {
