@@ -67,9 +67,10 @@
  * min(N, rate x BENCH_HALF_SPEED_MAX_S) records, so a slow reference cannot stretch the run.
  * The broker's RSS is sampled every 100 ms for its whole life (plus the kernel's VmHWM); CPU use
  * of server (all threads), clients and machine is printed per phase, to show which side was the
- * limit. Every read-back checks that each record index came back exactly once (across the whole
- * group in end-to-end phases), and after each produce the broker's log end offsets must add up
- * to what was produced. MB = 10^6 payload bytes.
+ * limit, with the machine's steal time (bench/lib/cpu.ts) apart, to show when the host was.
+ * Every read-back checks that each record index came back exactly once (across the whole group
+ * in end-to-end phases), and after each produce the broker's log end offsets must add up to
+ * what was produced. MB = 10^6 payload bytes.
  *
  * Settings (env): BENCH_RECORDS (default 1000000), BENCH_PHASES (all: redis,kcat,kafkajs,group,
  * redis-group,jetstream), BENCH_KAFKAJS_PROCESSES (2), BENCH_KAFKAJS_PRODUCERS (4 per process),
@@ -401,10 +402,15 @@ async function verifyLogEnd(broker: BrokerProcess, topic: string, expected: numb
   if (end !== expected) throw new BenchError('LOG_END_MISMATCH', `${topic}: log end offsets add up to ${end}, expected ${expected}`);
 }
 
+/** Steal time (bench/lib/cpu.ts), when there was any worth naming: the host ran something else while this VM had work. */
+function stealNote(fraction: number): string {
+  return fraction >= 0.005 ? `, ${fmt(fraction * 100, 1)}% stolen by the hypervisor` : '';
+}
+
 function printCpu(phase: string, cpu: CpuUse, records: number): void {
   say(
     `  cpu during ${phase}: broker ${fmt(cpu.brokerCores, 2)} cores (${fmt(usPerRecord(cpu.brokerCpuMs, records), 2)} us of broker CPU per record), ` +
-      `bench process ${fmt(cpu.benchCores, 2)} cores, machine ${fmt(cpu.machineBusyFraction * 100)}% busy (${os.cpus().length} cores)`,
+      `bench process ${fmt(cpu.benchCores, 2)} cores, machine ${fmt(cpu.machineBusyFraction * 100)}% busy (${os.cpus().length} cores)${stealNote(cpu.machineStealFraction)}`,
   );
 }
 
@@ -584,7 +590,7 @@ function reportE2e(system: string, r: E2eRun): void {
   const c = r.cpu;
   say(
     `  cpu during ${r.label}: ${system} ${fmt(c.serverCores, 2)} cores (${fmt(usPerRecord(c.serverCpuMs, r.records), 1)} us per record), producer ${fmt(c.producerCores, 2)}, consumer process(es) ${fmt(c.consumerCores, 2)}, ` +
-      `bench process ${fmt(c.benchCores, 2)}, machine ${fmt(c.machineBusyFraction * 100)}% busy`,
+      `bench process ${fmt(c.benchCores, 2)}, machine ${fmt(c.machineBusyFraction * 100)}% busy${stealNote(c.machineStealFraction)}`,
   );
   const l = r.latency;
   const pace = r.targetRatePerSec === null ? 'unpaced' : `paced at ${fmt(r.targetRatePerSec)}/s`;
@@ -810,7 +816,7 @@ function printE2eTable(s: Settings, f: Figures): void {
   if (present.length === 0) return;
   say('');
   say(`end to end (${fmt(s.records)} records x ${RECORD_BYTES} B, ${groupShape(s)}; half speed = paced at half the full-speed end-to-end rate; server us/rec = server CPU time per record, all threads):`);
-  const header = ['run', 'records', 'paced at/s', 'produce rec/s', 'consume (e2e) rec/s', 'p50 ms', 'p99 ms', 'max ms', 'server cores', 'server us/rec', 'producer cores', 'consumer cores', 'machine busy'];
+  const header = ['run', 'records', 'paced at/s', 'produce rec/s', 'consume (e2e) rec/s', 'p50 ms', 'p99 ms', 'max ms', 'server cores', 'server us/rec', 'producer cores', 'consumer cores', 'machine busy', 'steal'];
   const body = present.map(([name, r]) => [
     name,
     fmt(r.records),
@@ -825,6 +831,7 @@ function printE2eTable(s: Settings, f: Figures): void {
     fmt(r.cpu.producerCores, 2),
     fmt(r.cpu.consumerCores, 2),
     `${fmt(r.cpu.machineBusyFraction * 100)}%`,
+    `${fmt(r.cpu.machineStealFraction * 100, 1)}%`,
   ]);
   const rows = [header, ...body];
   const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -845,7 +852,7 @@ function printDetails(s: Settings, f: Figures): void {
   if (b?.kafkajsProduce) {
     const k = b.kafkajsProduce;
     say(`kafkajs: ${kafkajsShape(s)}, keyless records (default partitioner: round-robin), acks=-1, no compression, retries 0`);
-    say(`kafkajs producing processes used ${fmt(k.producerCores, 2)} cores, the broker ${fmt(k.cpu.brokerCores, 2)}; machine ${fmt(k.cpu.machineBusyFraction * 100)}% busy`);
+    say(`kafkajs producing processes used ${fmt(k.producerCores, 2)} cores, the broker ${fmt(k.cpu.brokerCores, 2)}; machine ${fmt(k.cpu.machineBusyFraction * 100)}% busy${stealNote(k.cpu.machineStealFraction)}`);
     say(`produce latency: kafkajs send() of ${s.kafkajsBatch} records p50 ${ms(k.latency.p50Ms)}, p99 ${ms(k.latency.p99Ms)}, max ${ms(k.latency.maxMs)} (${k.sends} sends)`);
   }
   for (const [label, m] of [

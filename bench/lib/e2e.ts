@@ -97,7 +97,7 @@ export interface E2eRun {
   /** The warm-up: from its first send until its last record was consumed. */
   warmupMs: number;
   /** producerCores: kcat's for Spillway; the bench process's for Redis and JetStream (it is their producer). */
-  cpu: { serverCores: number; serverCpuMs: number; producerCores: number; consumerCores: number; benchCores: number; machineBusyFraction: number };
+  cpu: { serverCores: number; serverCpuMs: number; producerCores: number; consumerCores: number; benchCores: number; machineBusyFraction: number; machineStealFraction: number };
   /** A full-speed run made several times (bench/broker.ts E2eSeries): every pass's end-to-end rate; this run is the median pass. */
   passesPerSec?: number[];
   /** A half-speed run made several times (bench/broker.ts E2eSeries): every pass's p99; this run is the pass with the median p99. */
@@ -184,6 +184,7 @@ export async function runEndToEnd(o: E2eOptions, setup: () => Promise<E2eSetup>)
         consumerCores: g.cpuMs / wallMs,
         benchCores: cpu.benchCores,
         machineBusyFraction: cpu.machineBusyFraction,
+        machineStealFraction: cpu.machineStealFraction,
       },
     };
   } finally {
