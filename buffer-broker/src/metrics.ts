@@ -14,6 +14,8 @@ export class BrokerMetrics {
   readonly requests: client.Counter<'api' | 'outcome'>;
   readonly requestDuration: client.Histogram<'api'>;
   readonly fsyncDuration: client.Histogram;
+  readonly checkpointDuration: client.Histogram;
+  readonly checkpointSyncs: client.Counter;
   readonly fsyncFiles: client.Counter;
   readonly connections: client.Gauge;
   readonly protocolErrors: client.Counter<'reason'>;
@@ -44,6 +46,18 @@ export class BrokerMetrics {
       registers,
     });
     this.fsyncFiles = new client.Counter({ name: 'spillway_broker_fsync_files_total', help: 'Files fdatasync\'d', registers });
+    this.checkpointDuration = new client.Histogram({
+      name: 'spillway_broker_checkpoint_duration_seconds',
+      help: 'Duration of one recovery checkpoint (syncs only what changed since the previous one)',
+      buckets: [0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    });
+    this.checkpointSyncs = new client.Counter({
+      name: 'spillway_broker_checkpoint_syncs_total',
+      help: 'Files synced by recovery checkpoints, by kind: index (.index/.timeindex fdatasync), producer_state (snapshot written), checkpoint (the checkpoint file rewritten)',
+      labelNames: ['kind'],
+      registers,
+    });
     this.connections = new client.Gauge({ name: 'spillway_broker_connections', help: 'Open client connections', registers });
     this.protocolErrors = new client.Counter({ name: 'spillway_broker_protocol_errors_total', help: 'Connections closed for bad input, by reason', labelNames: ['reason'], registers });
     this.produceErrors = new client.Counter({ name: 'spillway_broker_produce_errors_total', help: 'Produce partitions refused, by Kafka error', labelNames: ['error'], registers });

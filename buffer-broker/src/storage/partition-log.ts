@@ -14,7 +14,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { firstRecordAtOrAfter, recordTimestampAt } from '../protocol/record-batch.ts';
-import { fsyncDirSync, writeFileAtomicSync } from './fs-async.ts';
+import { fsyncDirSync, writeFileAtomic } from './fs-async.ts';
 import { ProducerStateTable, nextSeq } from './producer-state.ts';
 import { Segment, type BatchInfo } from './segment.ts';
 
@@ -100,6 +100,8 @@ export class PartitionLog {
   bytesIn = 0;
   messagesIn = 0;
   producerState = new ProducerStateTable();
+  /** The offset of the last producer-state snapshot written (-1: none since start). */
+  private snapshotOffset = -1;
 
   constructor(
     readonly topic: string,
@@ -501,20 +503,29 @@ export class PartitionLog {
     }
   }
 
-  /** Writes the producer-state snapshot valid below `offset` (taken at checkpoints). */
-  snapshotProducerState(offset: number): void {
+  /**
+   * Writes the producer-state snapshot valid below `offset` (taken at checkpoints), off the event
+   * loop; resolves false without writing when the last snapshot was taken at the same offset (its
+   * contents would be the same). Checkpoints run one at a time, so snapshots of a partition never
+   * overlap.
+   */
+  async snapshotProducerState(offset: number): Promise<boolean> {
+    if (offset === this.snapshotOffset) return false;
     const producers: Record<string, unknown> = {};
     for (const [pid, e] of Object.entries(this.producerState.toJSON())) {
       const batches = e.batches.filter(([, , base]) => base < offset);
       if (batches.length > 0) producers[pid] = { ...e, batches };
     }
-    writeFileAtomicSync(this.producerSnapshotPath, JSON.stringify({ offset, producers }));
+    await writeFileAtomic(this.producerSnapshotPath, JSON.stringify({ offset, producers }));
+    this.snapshotOffset = offset;
+    return true;
   }
 
-  /** Makes the active segment's indexes durable (before a recovery checkpoint). */
-  async syncIndexes(): Promise<void> {
+  /** Makes the active segment's indexes durable (before a recovery checkpoint); resolves to the number of files synced (unchanged ones are skipped). */
+  async syncIndexes(): Promise<number> {
     const a = this.activeSegment;
-    await Promise.all([a.index.sync(), a.timeIndex.sync()]);
+    const synced = await Promise.all([a.index.sync(), a.timeIndex.sync()]);
+    return synced.filter(Boolean).length;
   }
 
   failPending(err: Error): void {

@@ -154,6 +154,47 @@ describe('PartitionLog', () => {
     expect((await readAll(q)).map((r) => r.value)).toEqual([...Array(29).keys()].map((i) => `c${i}`));
   });
 
+  it('checkpoints sync only what changed since the previous checkpoint', async () => {
+    const clock = new Clock();
+    const dir = freshDir();
+    const logs = openLogs(dir, clock);
+    const [p0, p1, p2] = logs.createTopic('cpd', 4).partitions;
+    const big = 'x'.repeat(300); // over indexIntervalBytes (256): every batch gets an index entry
+    for (let i = 0; i < 3; i++) await appendValues(logs, p0, [big], clock.ms + i);
+    await appendValues(logs, p1, ['idem-0'], clock.ms, { producerId: 7, producerEpoch: 0, firstSequence: 0 });
+    const cpFile = path.join(dir, 'recovery-checkpoint.json');
+
+    // First checkpoint: the indexes of the two written partitions (.index and .timeindex each),
+    // p1's producer-state snapshot and the checkpoint file; the untouched partitions cost nothing.
+    expect(await logs.checkpoint()).toMatchObject({ indexFiles: 4, snapshots: 1, written: true });
+    const firstIno = fs.statSync(cpFile).ino;
+    // Nothing changed: nothing is synced or rewritten.
+    expect(await logs.checkpoint()).toMatchObject({ indexFiles: 0, snapshots: 0, written: false });
+    expect(fs.statSync(cpFile).ino).toBe(firstIno);
+
+    // A first batch in p2 adds index entries; p1's snapshot stays, its high watermark did not move.
+    await appendValues(logs, p2, ['first'], clock.ms + 10);
+    expect(await logs.checkpoint()).toMatchObject({ indexFiles: 2, snapshots: 0, written: true });
+    // A small batch right after adds no index entry, but moves p2's offset in the checkpoint file.
+    await appendValues(logs, p2, ['second'], clock.ms + 11);
+    expect(await logs.checkpoint()).toMatchObject({ indexFiles: 0, snapshots: 0, written: true });
+    expect(JSON.parse(fs.readFileSync(cpFile, 'utf8'))).toMatchObject({ 'cpd/0': 3, 'cpd/1': 1, 'cpd/2': 2, 'cpd/3': 0 });
+    // The idempotent producer writes again: a new snapshot.
+    await appendValues(logs, p1, ['idem-1'], clock.ms, { producerId: 7, producerEpoch: 0, firstSequence: 1 });
+    expect(await logs.checkpoint()).toMatchObject({ indexFiles: 0, snapshots: 1, written: true });
+
+    // Crash and reopen: what the checkpoints recorded holds, and the producer's sequence survives.
+    for (const p of [p0, p1, p2]) p.closeSync();
+    const again = track(openLogs(dir, clock));
+    expect((await readAll(again.getPartition('cpd', 0)!)).map((r) => r.offset)).toEqual([0, 1, 2]);
+    expect((await readAll(again.getPartition('cpd', 2)!)).map((r) => r.value)).toEqual(['first', 'second']);
+    const q1 = again.getPartition('cpd', 1)!;
+    expect(await appendValues(again, q1, ['idem-1'], clock.ms, { producerId: 7, producerEpoch: 0, firstSequence: 1 })).toBe(1);
+    // The reopened broker's first checkpoint syncs the indexes it loaded once, then nothing more.
+    await again.checkpoint();
+    expect(await again.checkpoint()).toMatchObject({ indexFiles: 0, snapshots: 0, written: false });
+  });
+
   it('fails every pending append and hands out no offset twice when a write fails', async () => {
     const clock = new Clock();
     const logs = track(openLogs(freshDir(), clock));
