@@ -278,7 +278,14 @@ export class LogManager {
     if (this.opts.fsync === 'interval') await this.syncUnsynced();
     const indexFiles = (await Promise.all(parts.map((p) => p.syncIndexes()))).reduce((a, b) => a + b, 0);
     parts.forEach((p, i) => (points[`${p.topic}/${p.partition}`] = hws[i]));
-    const snapshots = (await Promise.all(parts.map((p, i) => (p.producerState.producers.size > 0 ? p.snapshotProducerState(hws[i]) : false)))).filter(Boolean).length;
+    // A snapshot only shortens recovery (without a current one it replays more of the log), so a
+    // failed write, e.g. of a partition deleted meanwhile, is logged and leaves the previous one.
+    const snapshot = (p: PartitionLog, hw: number): Promise<boolean> =>
+      p.snapshotProducerState(hw).catch((err: unknown) => {
+        this.log.warn({ err, topic: p.topic, partition: p.partition }, 'producer-state snapshot failed; recovery replays the log from the previous one');
+        return false;
+      });
+    const snapshots = (await Promise.all(parts.map((p, i) => (p.producerState.producers.size > 0 ? snapshot(p, hws[i]) : false)))).filter(Boolean).length;
     const json = JSON.stringify(points);
     const written = json !== this.lastCheckpointJson;
     // Off the event loop: its file and directory fsyncs took 2-25 ms on a busy machine, a stall
