@@ -71,7 +71,7 @@ export class BrokerMetrics {
     this.bufferedRequestBytes = new client.Gauge({ name: 'spillway_broker_buffered_request_bytes', help: 'Memory reserved for partly received request frames, all connections', registers });
     new client.Counter({
       name: 'spillway_broker_buffer_pool_total',
-      help: 'Large buffers (fetch reads, produce request frames) by source: reused (from the pool) or allocated (pool empty); sizes under 16 KiB or over 16 MiB are not pooled',
+      help: 'Large buffers (fetch reads, produce request frames) by source: reused (from the pool) or allocated (pool empty); sizes under 4 KiB or over 16 MiB are not pooled',
       labelNames: ['source'],
       registers,
       collect() {
