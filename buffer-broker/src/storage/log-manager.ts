@@ -74,7 +74,7 @@ export class LogManager {
   private readonly dirty = new Set<PartitionLog>();
   private flushing = false;
   private checkpointing: Promise<void> = Promise.resolve();
-  /** The contents of the checkpoint file as last written (or read at start). */
+  /** The contents of the checkpoint file as this process last wrote it ('' before its first checkpoint). */
   private lastCheckpointJson = '';
   private idleWaiters: (() => void)[] = [];
   private readonly unsyncedFds = new Set<number>();
