@@ -12,7 +12,7 @@ import { BrokerMetrics } from './metrics.ts';
 import { KafkaServer } from './server/server.ts';
 import { startHttp } from './server/http.ts';
 import { PlainAuthenticator } from './server/sasl-plain.ts';
-import { LogManager, type CheckpointStats } from './storage/log-manager.ts';
+import { LogManager, type LogManagerOptions } from './storage/log-manager.ts';
 import { DurableOffsetStore } from './storage/offset-store.ts';
 import { ProducerIdAllocator } from './storage/producer-ids.ts';
 import { GroupCoordinator } from './coordinator/group-coordinator.ts';
@@ -65,11 +65,12 @@ export async function startBroker(config: BrokerConfig, log: Logger, now?: () =>
   });
   const metrics = new BrokerMetrics(logs);
   // Wired after construction: the metrics need the LogManager for per-partition gauges.
-  (logs as unknown as { opts: { onFsync: (s: number, n: number) => void } }).opts.onFsync = (s, n) => {
+  const hooks = (logs as unknown as { opts: Pick<LogManagerOptions, 'onFsync' | 'onCheckpoint'> }).opts;
+  hooks.onFsync = (s, n) => {
     metrics.fsyncDuration.observe(s);
     metrics.fsyncFiles.inc(n);
   };
-  (logs as unknown as { opts: { onCheckpoint: (c: CheckpointStats) => void } }).opts.onCheckpoint = (c) => {
+  hooks.onCheckpoint = (c) => {
     metrics.checkpointDuration.observe(c.seconds);
     if (c.indexFiles > 0) metrics.checkpointSyncs.inc({ kind: 'index' }, c.indexFiles);
     if (c.snapshots > 0) metrics.checkpointSyncs.inc({ kind: 'producer_state' }, c.snapshots);
