@@ -32,12 +32,25 @@
  *   60,000-140,000 records/s here, depending on the machine's other load); two, one per core, are
  *   how several gateways would produce (BENCH_KAFKAJS_PROCESSES=1 measures one). Per-send latency
  *   gives the produce p50/p99. That topic is read back with kcat.
- * - group: end to end through a consumer group (bench/lib/e2e.ts): kcat produces N records
+ * - group: end to end through a consumer group (bench/lib/e2e.ts): the bench produces N records
  *   (acks=-1, fsync on) while a 3-member kafkajs group (eachBatch, offsets committed after each
  *   batch) consumes them; then again with a producer paced at half the end-to-end rate just
  *   measured. Each record carries its send time, so the consumers measure produce-to-consume
- *   latency per record. The producer is kcat because a kafkajs producer would take a core of
- *   this 2-core machine by itself: the broker, not the client, should be what is measured.
+ *   latency per record. The producer (BENCH_GROUP_PRODUCER) is by default the bench's own Kafka
+ *   wire producer (bench/lib/kafka-wire-producer.ts: Produce v7, acks=-1, one record batch of up
+ *   to 1,000 records per request, 5 requests in flight), the counterpart of the raw-RESP XADD
+ *   pipelines of the Redis reference; `kcat` selects kcat -P fed through a pipe, the producer
+ *   before. The consumers are the limit of this phase, and on 2 cores every producer's CPU is
+ *   theirs to lose: kafkajs would take a core by itself, and kcat takes 0.6-0.7 cores while it
+ *   produces (~0.9 us per record: librdkafka's per-message allocation, locks, wake-ups and
+ *   delivery reports), against 0.2 for the wire producer. Measured with the same broker, side by
+ *   side: 471-511k records/s end to end with the wire producer, 423-436k/s with kcat.
+ *   Memory between runs: each end-to-end topic is deleted once its run is verified (and the kcat
+ *   and kafkajs topics once their read-backs are done), as the reference servers start fresh for
+ *   every run. On this VM a page the guest has not touched lately costs a host fault (~11 us
+ *   against ~1.4 us for a recently freed one, measured by touching 16 GB), so a broker that kept
+ *   every earlier run's 400 MB in its page cache ran its later passes on such pages: its CPU per
+ *   record doubled (0.7 -> 1.3 us, all of it on the main thread) from the third or fourth pass on.
  *   Commits (BENCH_GROUP_COMMIT): by default each member commits after every batch without
  *   awaiting the answer before its next fetch (at most one commit in flight per member; offsets
  *   of batches handled meanwhile go in the next one), as a Java consumer's commitAsync does and
@@ -81,6 +94,7 @@
  * BENCH_GROUP_COMMIT (async: after every batch, not awaited; awaited: kafkajs's auto-commit after
  * every batch; n: every n ms, not awaited),
  * BENCH_GROUP_PARTITIONS_CONCURRENTLY (1: kafkajs partitionsConsumedConcurrently per member),
+ * BENCH_GROUP_PRODUCER (wire: the bench's Kafka wire producer; kcat: kcat -P through a pipe),
  * BENCH_READ_PASSES (3: passes of the 12-reader read-back and of each XRANGE reference read; the
  * median pass is reported), BENCH_E2E_PASSES (5: passes of each system's full-speed end-to-end run;
  * the median pass is reported and half speed is paced from it; 5 because one run's passes of the
@@ -100,10 +114,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuMark, cpuUse, type CpuUse } from './lib/cpu.ts';
 import { runEndToEnd, type E2eOptions, type E2eRun, type E2eSetup } from './lib/e2e.ts';
-import { type GroupCommit, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
+import { type GroupCommit, type SpillwayProducer, E2E_CHUNK, E2E_CONSUMER_BATCH, E2E_JETSTREAM_EXPIRES_MS, E2E_KAFKA_MAX_WAIT_MS, E2E_PARTITIONS, E2E_REDIS_BLOCK_MS, jetstreamSetup, redisGroupSetup, spillwaySetup } from './lib/e2e-systems.ts';
 import { SPLIT_EVERY } from './lib/group-protocol.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
-import { createTopics } from './lib/kafkajs-produce.ts';
+import { createTopics, deleteTopics } from './lib/kafkajs-produce.ts';
 import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, KCAT_START_OFFSET, kcatConsume, kcatConsumePartitions, kcatProduce, kcatReaderWrapping, verifyReadBack } from './lib/kcat.ts';
 import { BenchError, Cleanup, makeTempDir, startBroker, startRedis, type BrokerProcess } from './lib/procs.ts';
 import { phaseMetrics, scrape, sumOf, type PhaseMetrics, type Sample } from './lib/prom.ts';
@@ -151,6 +165,8 @@ interface Settings {
   groupWarmup: number;
   groupCommit: GroupCommit;
   groupPartitionsConcurrently: number;
+  /** Spillway's end-to-end producer (BENCH_GROUP_PRODUCER). */
+  groupProducer: SpillwayProducer;
   halfSpeedMaxS: number;
   phaseTimeoutMs: number;
   kcat: string;
@@ -171,6 +187,19 @@ function groupCommit(raw: string | undefined, problems: string[]): GroupCommit {
   if (Number.isInteger(n) && n >= 1 && n <= 3_600_000) return { mode: 'interval', intervalMs: n };
   problems.push(`BENCH_GROUP_COMMIT=${v}: expected async, awaited or a number of ms in [1, 3600000]`);
   return { mode: 'async', intervalMs: 0 };
+}
+
+function groupProducer(raw: string | undefined, problems: string[]): SpillwayProducer {
+  const v = (raw ?? '').trim();
+  if (v === '' || v === 'wire') return 'wire';
+  if (v === 'kcat') return 'kcat';
+  problems.push(`BENCH_GROUP_PRODUCER=${v}: expected wire or kcat`);
+  return 'wire';
+}
+
+function spillwayProducerShape(s: Settings): string {
+  if (s.groupProducer === 'kcat') return `kcat -P fed by a pipe (${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')})`;
+  return `the bench's Kafka wire producer (Produce v7, acks=-1, one record batch per send of up to ${E2E_CHUNK}, partitions in turn, 5 requests in flight)`;
 }
 
 function describeGroupCommit(c: GroupCommit): string {
@@ -213,6 +242,7 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     groupWarmup: int('BENCH_GROUP_WARMUP', 200_000, 0, 10_000_000),
     groupCommit: groupCommit(env.BENCH_GROUP_COMMIT, problems),
     groupPartitionsConcurrently: int('BENCH_GROUP_PARTITIONS_CONCURRENTLY', 1, 1, 64),
+    groupProducer: groupProducer(env.BENCH_GROUP_PRODUCER, problems),
     halfSpeedMaxS: int('BENCH_HALF_SPEED_MAX_S', 30, 1, 86_400),
     phaseTimeoutMs: int('BENCH_PHASE_TIMEOUT_S', 900, 10, 86_400) * 1000,
     kcat: env.BENCH_KCAT ?? 'kcat',
@@ -620,9 +650,10 @@ function spillwaySeries(c: PhaseContext): E2eSeries<GroupRun> {
       },
     };
     const r = await runEndToEnd({ ...e2eOptions(c.s, c.cleanup, label, records, rate), window }, () =>
-      spillwaySetup({ kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commit: c.s.groupCommit, partitionsConcurrently: c.s.groupPartitionsConcurrently }),
+      spillwaySetup({ producer: c.s.groupProducer, kcat: c.s.kcat, bootstrap: c.bootstrap, metricsPort: c.broker.metricsPort, brokerPid: c.broker.pid, topic, timeoutMs: c.s.phaseTimeoutMs, cleanup: c.cleanup, commit: c.s.groupCommit, partitionsConcurrently: c.s.groupPartitionsConcurrently }),
     );
     await verifyLogEnd(c.broker, topic, records + c.s.groupWarmup);
+    await deleteTopics(c.bootstrap, [topic]);
     reportE2e('broker', r);
     const m = phaseMetrics(before, after);
     say(
@@ -632,8 +663,8 @@ function spillwaySeries(c: PhaseContext): E2eSeries<GroupRun> {
     const split = r.latencySplit;
     if (split) {
       say(
-        `  latency split at the record's CreateTime (kcat's clock, ms resolution; one record in ${SPLIT_EVERY}): bench pipe -> kcat p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
-          `kcat (incl. librdkafka's queue) -> consumer p50 ${fmt(split.clientToConsumer.p50Ms, 1)} ms, p99 ${fmt(split.clientToConsumer.p99Ms, 1)} ms`,
+        `  latency split at the record's CreateTime (${c.s.groupProducer === 'kcat' ? "kcat's clock" : "the producer's clock"}, ms resolution; one record in ${SPLIT_EVERY}): ${c.s.groupProducer === 'kcat' ? 'bench pipe -> kcat' : 'stamp -> batch CreateTime'} p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
+          `${c.s.groupProducer === 'kcat' ? "kcat (incl. librdkafka's queue)" : 'producer'} -> consumer p50 ${fmt(split.clientToConsumer.p50Ms, 1)} ms, p99 ${fmt(split.clientToConsumer.p99Ms, 1)} ms`,
       );
     }
     return { ...r, broker: m };
@@ -709,10 +740,12 @@ async function runBroker(s: Settings, inputFile: string, cleanup: Cleanup, refer
     f.kcatRead = await kcatReadPhase(c, KCAT_TOPIC, 'eof', 'kcat read-back (-e)');
     f.kcatReadCount = await kcatReadPhase(c, KCAT_TOPIC, 'count', 'kcat read-back (-c N: exits at the N-th record)');
     f.kcatReadPartitions = await kcatReadPhase(c, KCAT_TOPIC, 'partitions', `kcat read-back, ${PARTITIONS} readers (one per partition, -p P -e)`);
+    await deleteTopics(bootstrap, [KCAT_TOPIC]);
   }
   if (s.phases.has('kafkajs')) {
     f.kafkajsProduce = await kafkajsProducePhase(c);
     f.kafkajsTopicRead = await kcatReadPhase(c, KAFKAJS_TOPIC, 'eof', 'kafkajs topic read-back (kcat -e)');
+    await deleteTopics(bootstrap, [KAFKAJS_TOPIC]);
   }
   if (s.phases.has('group')) {
     const spillway = spillwaySeries(c);
@@ -874,8 +907,7 @@ function printDetails(s: Settings, f: Figures): void {
   }
   if (b?.groupFull || f.redisGroup || f.jetstream) {
     say(
-      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system; before each run's clock starts, ${s.groupWarmup.toLocaleString('en-US')} warm-up records go through the same producer, topic or stream and members, not measured); producers: Spillway kcat -P fed by a pipe ` +
-        `(${Object.entries(KCAT_PRODUCE_SETTINGS).map(([k, v]) => `${k}=${v}`).join(', ')}), Redis raw-RESP XADD pipelines of ${E2E_CHUNK} (awaited), ` +
+      `end to end: ${groupShape(s)} (a child process of its own, apart from the producing bench process, the same for every system; before each run's clock starts, ${s.groupWarmup.toLocaleString('en-US')} warm-up records go through the same producer, topic or stream and members, not measured); producers: Spillway ${spillwayProducerShape(s)}, Redis raw-RESP XADD pipelines of ${E2E_CHUNK} (awaited), ` +
         `JetStream async publishes in windows of ${E2E_CHUNK} (nats.js publish with a reply subject, PubAcks counted as Go's PublishAsync does; acks awaited per window)`,
     );
     say(
@@ -883,7 +915,7 @@ function printDetails(s: Settings, f: Figures): void {
         `nats.js fetch of ${E2E_CONSUMER_BATCH} (expires ${E2E_JETSTREAM_EXPIRES_MS} ms) from one durable pull consumer, explicit acks after each batch; Spillway topics have ${E2E_PARTITIONS} partitions`,
     );
     say(`  latency = time a record reached the consumer's handler - time it was handed to the producing client (stamped in the record); e2e rate = records / (first send -> last record consumed)`);
-    say(`  half-speed runs produce min(N, rate x ${s.halfSpeedMaxS} s) records; producer cores = kcat's for Spillway, the bench process's for Redis and JetStream (it produces for them)`);
+    say(`  half-speed runs produce min(N, rate x ${s.halfSpeedMaxS} s) records; producer cores = ${s.groupProducer === 'kcat' ? "kcat's for Spillway, the bench process's for Redis and JetStream (it produces for them)" : "the bench process's (it produces for every system)"}`);
     if (f.jetstream) say(`  caveat: nats-server ${f.jetstream.version} has no per-message fsync (sync_interval arrives in 2.10): JetStream acks are not durable the way Spillway's (--fsync always) and Redis's (appendfsync always) are`);
     say(
       `  the issue measured Redis Streams group read-back ~${ISSUE_FIGURES.redisGroupReadPerSec}/s, JetStream ~${fmt(ISSUE_FIGURES.jetstreamPublishesPerSec)} publishes/s and ~${fmt(ISSUE_FIGURES.jetstreamReadsPerSec)} reads/s (context only)`,

@@ -5,8 +5,12 @@
  *
  * Producers (chosen so that the server, not the producing client, is what is measured, within
  * what each system offers):
- * - Spillway: kcat (librdkafka, C) reading stamped lines from a pipe, acks=-1 (KCAT_PRODUCE_SETTINGS);
- *   a kafkajs producer needs about a core for 40,000 records/s, half of this machine.
+ * - Spillway: by default the bench's own Kafka wire producer (kafka-wire-producer.ts: Produce v7,
+ *   acks=-1, one record batch per send, up to 5 requests in flight), the counterpart of Redis's
+ *   raw RESP; with BENCH_GROUP_PRODUCER=kcat, kcat (librdkafka, C) reading stamped lines from a
+ *   pipe, acks=-1 (KCAT_PRODUCE_SETTINGS). kcat costs ~0.9 us of CPU per record, 0.6-0.7 cores
+ *   while it produces, which the consumers then lack; a kafkajs producer needs about a core for
+ *   40,000 records/s, half of this machine.
  * - Redis: the raw RESP client (resp.ts), XADD pipelined `maxChunk` at a time, each pipeline
  *   awaited (appendfsync always). ioredis would spend 2-3x the time per pipeline in JS (see the
  *   produce phases), which would measure ioredis, not Redis; the consumers do use ioredis.
@@ -17,6 +21,7 @@
 import { AckPolicy, DeliverPolicy, StorageType, connect, createInbox, type NatsConnection } from 'nats';
 import { procCpuNs } from './cpu.ts';
 import { createTopics } from './kafkajs-produce.ts';
+import { KafkaWireProducer } from './kafka-wire-producer.ts';
 import { kcatStreamProducer } from './kcat.ts';
 import { BenchError, startNats, startRedis, waitFor, type Cleanup } from './procs.ts';
 import { scrape, sumOf } from './prom.ts';
@@ -43,8 +48,44 @@ export const E2E_JETSTREAM_EXPIRES_MS = 1000;
 
 const KCAT_FLUSH = Buffer.alloc(2048, 0x0a);
 
-export async function spillwaySetup(o: { kcat: string; bootstrap: string; metricsPort: number; brokerPid: number; topic: string; timeoutMs: number; cleanup: Cleanup; commit: GroupCommit; partitionsConcurrently: number }): Promise<E2eSetup> {
+/** Spillway's end-to-end producer: the bench's own wire producer, or kcat fed through a pipe. */
+export type SpillwayProducer = 'wire' | 'kcat';
+
+interface SpillwaySetupOptions {
+  producer: SpillwayProducer;
+  kcat: string;
+  bootstrap: string;
+  metricsPort: number;
+  brokerPid: number;
+  topic: string;
+  timeoutMs: number;
+  cleanup: Cleanup;
+  commit: GroupCommit;
+  partitionsConcurrently: number;
+}
+
+function spillwayTask(o: SpillwaySetupOptions): E2eSetup['task'] {
+  return { system: 'kafka', kafka: { bootstrap: o.bootstrap, topic: o.topic, groupId: o.topic, maxWaitMs: E2E_KAFKA_MAX_WAIT_MS, commit: o.commit.mode, commitIntervalMs: o.commit.intervalMs, partitionsConcurrently: o.partitionsConcurrently } };
+}
+
+export async function spillwaySetup(o: SpillwaySetupOptions): Promise<E2eSetup> {
   await createTopics(o.bootstrap, [o.topic], E2E_PARTITIONS);
+  if (o.producer === 'wire') {
+    const [host, port] = o.bootstrap.split(':');
+    const wire = await KafkaWireProducer.connect({ host: host ?? '127.0.0.1', port: Number(port), topic: o.topic, partitions: E2E_PARTITIONS });
+    return {
+      task: spillwayTask(o),
+      serverPid: o.brokerPid,
+      maxChunk: E2E_CHUNK,
+      partitions: E2E_PARTITIONS,
+      producer: {
+        send: (start, n) => wire.send(start, n, nowUs()),
+        finish: () => wire.finish(),
+        close: async () => wire.close(),
+      },
+      teardown: async () => undefined,
+    };
+  }
   const metadataRequests = async () => sumOf(await scrape(o.metricsPort), 'spillway_broker_request_duration_seconds_count', { api: 'Metadata' });
   const before = await metadataRequests();
   const kcat = kcatStreamProducer({ kcat: o.kcat, bootstrap: o.bootstrap, topic: o.topic, timeoutMs: o.timeoutMs, cleanup: o.cleanup });
@@ -64,7 +105,7 @@ export async function spillwaySetup(o: { kcat: string; bootstrap: string; metric
   const freeChunks: Buffer[] = [];
   let finished = false;
   return {
-    task: { system: 'kafka', kafka: { bootstrap: o.bootstrap, topic: o.topic, groupId: o.topic, maxWaitMs: E2E_KAFKA_MAX_WAIT_MS, commit: o.commit.mode, commitIntervalMs: o.commit.intervalMs, partitionsConcurrently: o.partitionsConcurrently } },
+    task: spillwayTask(o),
     serverPid: o.brokerPid,
     maxChunk: E2E_CHUNK,
     partitions: E2E_PARTITIONS,

@@ -13,8 +13,9 @@
  *   being half the end-to-end rate of the full-speed run just before.
  * - produce rate = records / (first send -> last ack); end-to-end rate = records / (first send
  *   -> last record consumed), i.e. the rate at which records got through the whole pipe.
- * - CPU of the server, of the consumer processes and of the bench (the producer for Redis and
- *   JetStream; for Spillway only the pipe writer, kcat being a process of its own) is reported,
+ * - CPU of the server, of the consumer processes and of the bench (the producer for Redis,
+ *   JetStream and Spillway's wire producer; with kcat only the pipe writer, kcat being a process
+ *   of its own) is reported,
  *   with how busy the machine was, so a client-bound figure shows as such.
  */
 import { cpuMark, cpuUse } from './cpu.ts';
@@ -87,7 +88,7 @@ export interface E2eRun {
   produce: Throughput;
   endToEnd: Throughput;
   latency: LatencySummary;
-  /** Spillway: the same latency split at the record's CreateTime (kcat's clock, ms resolution). */
+  /** Spillway: the same latency split at the record's CreateTime (the producing client's clock, ms resolution). */
   latencySplit?: { toClient: LatencySummary; clientToConsumer: LatencySummary };
   check: ReadBackSummary;
   deliveries: number;

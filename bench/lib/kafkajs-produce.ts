@@ -27,6 +27,21 @@ export async function createTopics(bootstrap: string, topics: readonly string[],
   }
 }
 
+/**
+ * Deletes topics once a phase is done with them, so that the broker, like the reference servers
+ * (a fresh server and store per run), does not carry every earlier run's data in the page cache
+ * (see "Memory between runs" in bench/broker.ts).
+ */
+export async function deleteTopics(bootstrap: string, topics: readonly string[]): Promise<void> {
+  const admin = client(bootstrap, 'spillway-bench-admin').admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [...topics] });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 export async function connectProducers(bootstrap: string, count: number): Promise<Producer[]> {
   const kafka = client(bootstrap, 'spillway-bench-producer');
   // Retries off: a retried send could duplicate records and hide a broker error; read-back checks for both.
