@@ -46,8 +46,8 @@
  *   delivery reports), against 0.2 for the wire producer. Measured with the same broker, side by
  *   side: 471-511k records/s end to end with the wire producer, 423-436k/s with kcat.
  *   Memory between runs: each end-to-end topic is deleted once its run is verified (and the kcat
- *   and kafkajs topics once their read-backs are done), as the reference servers start fresh for
- *   every run. On this VM a page the guest has not touched lately costs a host fault (~11 us
+ *   and kafkajs topics once their read-backs are done), and each reference server's store once
+ *   the server has stopped (every reference run starts a fresh server). On this VM a page the guest has not touched lately costs a host fault (~11 us
  *   against ~1.4 us for a recently freed one, measured by touching 16 GB), so a broker that kept
  *   every earlier run's 400 MB in its page cache ran its later passes on such pages: its CPU per
  *   record doubled (0.7 -> 1.3 us, all of it on the main thread) from the third or fourth pass on.
@@ -371,6 +371,7 @@ async function runRedis(s: Settings, cleanup: Cleanup): Promise<RedisFigures> {
   );
   io.disconnect();
   await a.stop();
+  fs.rmSync(a.dir, { recursive: true, force: true }); // its page cache with it (see "Memory between runs")
 
   const b = await startRedis({ cleanup, binary: s.redisServer });
   const client = await RespClient.connect(b.port);
@@ -384,6 +385,7 @@ async function runRedis(s: Settings, cleanup: Cleanup): Promise<RedisFigures> {
   );
   await client.close();
   await b.stop();
+  fs.rmSync(b.dir, { recursive: true, force: true });
   return { version, ioredis, raw };
 }
 

@@ -18,6 +18,7 @@
  *   one subscription, as Go's PublishAsync does), a window of `maxChunk` publishes whose acks are
  *   awaited together.
  */
+import fs from 'node:fs';
 import { AckPolicy, DeliverPolicy, StorageType, connect, createInbox, type NatsConnection } from 'nats';
 import { procCpuNs } from './cpu.ts';
 import { createTopics } from './kafkajs-produce.ts';
@@ -31,6 +32,16 @@ import { RespClient, RespError } from './resp.ts';
 import type { E2eSetup } from './e2e.ts';
 
 export const E2E_PARTITIONS = 12;
+
+/**
+ * Stops a reference server and removes its store at once, not at the end of the bench: every run
+ * starts on a fresh server, and a store left behind would keep its ~400-500 MB in the page cache
+ * (see "Memory between runs" in bench/broker.ts), as would a Spillway topic not deleted.
+ */
+async function stopAndRemove(server: { stop(): Promise<unknown>; dir: string }): Promise<void> {
+  await server.stop();
+  fs.rmSync(server.dir, { recursive: true, force: true });
+}
 
 /** How the kafkajs members commit offsets (group-worker.ts); intervalMs is used by 'interval' only. */
 export interface GroupCommit {
@@ -177,7 +188,7 @@ export async function redisGroupSetup(o: { redisServer: string; cleanup: Cleanup
         finish: async () => undefined,
         close: () => c.close(),
       },
-      teardown: async () => void (await server.stop()),
+      teardown: () => stopAndRemove(server),
     };
   } catch (err) {
     await client?.close();
@@ -242,7 +253,7 @@ export async function jetstreamSetup(o: { natsServer: string; cleanup: Cleanup; 
           if (!conn.isClosed()) await conn.drain();
         },
       },
-      teardown: async () => void (await server.stop()),
+      teardown: () => stopAndRemove(server),
     };
   } catch (err) {
     if (nc && !nc.isClosed()) await nc.close();
