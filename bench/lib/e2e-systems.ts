@@ -81,20 +81,17 @@ function spillwayTask(o: SpillwaySetupOptions): E2eSetup['task'] {
 
 export async function spillwaySetup(o: SpillwaySetupOptions): Promise<E2eSetup> {
   await createTopics(o.bootstrap, [o.topic], E2E_PARTITIONS);
+  const base = { task: spillwayTask(o), serverPid: o.brokerPid, maxChunk: E2E_CHUNK, partitions: E2E_PARTITIONS, teardown: async () => undefined };
   if (o.producer === 'wire') {
     const [host, port] = o.bootstrap.split(':');
     const wire = await KafkaWireProducer.connect({ host: host ?? '127.0.0.1', port: Number(port), topic: o.topic, partitions: E2E_PARTITIONS });
     return {
-      task: spillwayTask(o),
-      serverPid: o.brokerPid,
-      maxChunk: E2E_CHUNK,
-      partitions: E2E_PARTITIONS,
+      ...base,
       producer: {
         send: (start, n) => wire.send(start, n, nowUs()),
         finish: () => wire.finish(),
         close: async () => wire.close(),
       },
-      teardown: async () => undefined,
     };
   }
   const metadataRequests = async () => sumOf(await scrape(o.metricsPort), 'spillway_broker_request_duration_seconds_count', { api: 'Metadata' });
@@ -116,10 +113,7 @@ export async function spillwaySetup(o: SpillwaySetupOptions): Promise<E2eSetup> 
   const freeChunks: Buffer[] = [];
   let finished = false;
   return {
-    task: spillwayTask(o),
-    serverPid: o.brokerPid,
-    maxChunk: E2E_CHUNK,
-    partitions: E2E_PARTITIONS,
+    ...base,
     producer: {
       send: async (start, n) => {
         // Chunk buffers are reused once the pipe has taken them: a fresh 300 KB buffer per chunk
@@ -157,7 +151,6 @@ export async function spillwaySetup(o: SpillwaySetupOptions): Promise<E2eSetup> 
         }
       },
     },
-    teardown: async () => undefined,
   };
 }
 
