@@ -47,8 +47,9 @@
  *   side: 471-511k records/s end to end with the wire producer, 423-436k/s with kcat.
  *   Memory between runs: each end-to-end topic is deleted once its run is verified (and the kcat
  *   and kafkajs topics once their read-backs are done), and each reference server's store once
- *   the server has stopped (every reference run starts a fresh server). On this VM a page the guest has not touched lately costs a host fault (~11 us
- *   against ~1.4 us for a recently freed one, measured by touching 16 GB), so a broker that kept
+ *   the server has stopped (every reference run starts a fresh server). On this VM a page the
+ *   guest has not touched lately costs a host fault (~11 us against ~1.4 us for a recently freed
+ *   one, measured by touching 16 GB), so a broker that kept
  *   every earlier run's 400 MB in its page cache ran its later passes on such pages: its CPU per
  *   record doubled (0.7 -> 1.3 us, all of it on the main thread) from the third or fourth pass on.
  *   Commits (BENCH_GROUP_COMMIT): by default each member commits after every batch without
@@ -119,7 +120,7 @@ import { SPLIT_EVERY } from './lib/group-protocol.ts';
 import { kafkajsProduceFleet } from './lib/kafkajs-fleet.ts';
 import { createTopics, deleteTopics } from './lib/kafkajs-produce.ts';
 import { KCAT_CONSUME_SETTINGS, KCAT_PRODUCE_SETTINGS, KCAT_START_OFFSET, kcatConsume, kcatConsumePartitions, kcatProduce, kcatReaderWrapping, verifyReadBack } from './lib/kcat.ts';
-import { BenchError, Cleanup, makeTempDir, startBroker, startRedis, type BrokerProcess } from './lib/procs.ts';
+import { BenchError, Cleanup, makeTempDir, startBroker, startRedis, stopAndRemove, type BrokerProcess } from './lib/procs.ts';
 import { phaseMetrics, scrape, sumOf, type PhaseMetrics, type Sample } from './lib/prom.ts';
 import { RECORD_BYTES, writeLinesFile, type ReadBackSummary } from './lib/records.ts';
 import { connectIoredis, ioredisAppend, ioredisReadBack, ioredisServerVersion } from './lib/redis-ioredis.ts';
@@ -370,8 +371,7 @@ async function runRedis(s: Settings, cleanup: Cleanup): Promise<RedisFigures> {
     () => ioredisReadBack(io, key, s.records, 1000),
   );
   io.disconnect();
-  await a.stop();
-  fs.rmSync(a.dir, { recursive: true, force: true }); // its page cache with it (see "Memory between runs")
+  await stopAndRemove(a);
 
   const b = await startRedis({ cleanup, binary: s.redisServer });
   const client = await RespClient.connect(b.port);
@@ -384,8 +384,7 @@ async function runRedis(s: Settings, cleanup: Cleanup): Promise<RedisFigures> {
     () => redisReadBack(client, key, s.records, 1000),
   );
   await client.close();
-  await b.stop();
-  fs.rmSync(b.dir, { recursive: true, force: true });
+  await stopAndRemove(b);
   return { version, ioredis, raw };
 }
 
@@ -664,9 +663,10 @@ function spillwaySeries(c: PhaseContext): E2eSeries<GroupRun> {
     );
     const split = r.latencySplit;
     if (split) {
+      const names = c.s.groupProducer === 'kcat' ? { clock: "kcat's clock", toClient: 'bench pipe -> kcat', client: "kcat (incl. librdkafka's queue)" } : { clock: "the producer's clock", toClient: 'stamp -> batch CreateTime', client: 'producer' };
       say(
-        `  latency split at the record's CreateTime (${c.s.groupProducer === 'kcat' ? "kcat's clock" : "the producer's clock"}, ms resolution; one record in ${SPLIT_EVERY}): ${c.s.groupProducer === 'kcat' ? 'bench pipe -> kcat' : 'stamp -> batch CreateTime'} p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
-          `${c.s.groupProducer === 'kcat' ? "kcat (incl. librdkafka's queue)" : 'producer'} -> consumer p50 ${fmt(split.clientToConsumer.p50Ms, 1)} ms, p99 ${fmt(split.clientToConsumer.p99Ms, 1)} ms`,
+        `  latency split at the record's CreateTime (${names.clock}, ms resolution; one record in ${SPLIT_EVERY}): ${names.toClient} p50 ${fmt(split.toClient.p50Ms, 1)} ms, p99 ${fmt(split.toClient.p99Ms, 1)} ms; ` +
+          `${names.client} -> consumer p50 ${fmt(split.clientToConsumer.p50Ms, 1)} ms, p99 ${fmt(split.clientToConsumer.p99Ms, 1)} ms`,
       );
     }
     return { ...r, broker: m };

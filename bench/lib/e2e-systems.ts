@@ -18,13 +18,12 @@
  *   one subscription, as Go's PublishAsync does), a window of `maxChunk` publishes whose acks are
  *   awaited together.
  */
-import fs from 'node:fs';
 import { AckPolicy, DeliverPolicy, StorageType, connect, createInbox, type NatsConnection } from 'nats';
 import { procCpuNs } from './cpu.ts';
 import { createTopics } from './kafkajs-produce.ts';
 import { KafkaWireProducer } from './kafka-wire-producer.ts';
 import { kcatStreamProducer } from './kcat.ts';
-import { BenchError, startNats, startRedis, waitFor, type Cleanup } from './procs.ts';
+import { BenchError, startNats, startRedis, stopAndRemove, waitFor, type Cleanup } from './procs.ts';
 import { scrape, sumOf } from './prom.ts';
 import { RECORD_BYTES, nowUs, stampedPayload, writeStampedRecord } from './records.ts';
 import { firstError, xaddPipeline } from './redis-streams.ts';
@@ -32,16 +31,6 @@ import { RespClient, RespError } from './resp.ts';
 import type { E2eSetup } from './e2e.ts';
 
 export const E2E_PARTITIONS = 12;
-
-/**
- * Stops a reference server and removes its store at once, not at the end of the bench: every run
- * starts on a fresh server, and a store left behind would keep its ~400-500 MB in the page cache
- * (see "Memory between runs" in bench/broker.ts), as would a Spillway topic not deleted.
- */
-async function stopAndRemove(server: { stop(): Promise<unknown>; dir: string }): Promise<void> {
-  await server.stop();
-  fs.rmSync(server.dir, { recursive: true, force: true });
-}
 
 /** How the kafkajs members commit offsets (group-worker.ts); intervalMs is used by 'interval' only. */
 export interface GroupCommit {

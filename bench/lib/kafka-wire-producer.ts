@@ -58,7 +58,7 @@ function recordBodySize(i: number): number {
  * Encodes records [start, start + n), stamped `stampUs`, as one record batch v2 at `pos` of `buf`
  * (which must have room: batchBytes(n)); returns the batch's size.
  */
-export function encodeRecordBatch(buf: Buffer, pos: number, start: number, n: number, stampUs: number, timestampMs: number): number {
+function encodeRecordBatch(buf: Buffer, pos: number, start: number, n: number, stampUs: number, timestampMs: number): number {
   let p = pos + BATCH_HEADER;
   for (let i = 0; i < n; i++) {
     p = writeVarint(buf, p, recordBodySize(i));
@@ -89,7 +89,7 @@ export function encodeRecordBatch(buf: Buffer, pos: number, start: number, n: nu
 }
 
 /** Bytes a batch of n records takes at most. */
-export function batchBytes(n: number): number {
+function batchBytes(n: number): number {
   let size = BATCH_HEADER;
   for (let i = 0; i < n; i++) {
     const body = recordBodySize(i);
@@ -100,7 +100,6 @@ export function batchBytes(n: number): number {
 
 interface Pending {
   correlationId: number;
-  records: number;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -114,6 +113,8 @@ export class KafkaWireProducer {
   private failure: Error | null = null;
   private readonly freeBuffers: Buffer[] = [];
   private readonly topicBytes: Buffer;
+  /** A request's bytes before its record batch: size, header, and the one topic and partition. */
+  private readonly requestHeaderBytes: number;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -122,6 +123,7 @@ export class KafkaWireProducer {
     private readonly maxInFlight: number,
   ) {
     this.topicBytes = Buffer.from(topic);
+    this.requestHeaderBytes = 4 + 2 + 2 + 4 + 2 + CLIENT_ID.length + 2 + 2 + 4 + 4 + 2 + this.topicBytes.length + 4 + 4 + 4;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(new BenchError('WIRE_PRODUCE', `connection failed: ${err.message}`)));
     socket.on('close', () => this.fail(new BenchError('WIRE_PRODUCE', 'connection closed')));
@@ -145,8 +147,7 @@ export class KafkaWireProducer {
     if (this.failure) throw this.failure;
     const partition = this.partition;
     this.partition = (this.partition + 1) % this.partitions;
-    const headerBytes = 4 + 2 + 2 + 4 + 2 + CLIENT_ID.length + 2 + 2 + 4 + 4 + 2 + this.topicBytes.length + 4 + 4 + 4;
-    const need = headerBytes + batchBytes(n);
+    const need = this.requestHeaderBytes + batchBytes(n);
     let buf = this.freeBuffers.pop();
     if (!buf || buf.length < need) buf = Buffer.allocUnsafe(Math.max(need, buf?.length ?? 0));
     const correlationId = this.correlationId++;
@@ -169,7 +170,7 @@ export class KafkaWireProducer {
     p += size;
     buf.writeInt32BE(p - 4, 0);
     const frame = buf;
-    const acked = new Promise<void>((resolve, reject) => this.pending.push({ correlationId, records: n, resolve, reject }));
+    const acked = new Promise<void>((resolve, reject) => this.pending.push({ correlationId, resolve, reject }));
     const tracked = acked.finally(() => this.inFlight.delete(tracked));
     tracked.catch(() => undefined); // surfaced through send() and finish()
     this.inFlight.add(tracked);
@@ -218,8 +219,9 @@ export class KafkaWireProducer {
         const errorCode = r.readInt16BE(p + 4);
         p += 4 + 2 + 8 + 8 + 8;
         if (errorCode !== 0) {
-          next.reject(new BenchError('WIRE_PRODUCE', `partition ${partition}: Kafka error code ${errorCode}`));
-          this.fail(new BenchError('WIRE_PRODUCE', `partition ${partition}: Kafka error code ${errorCode}`));
+          const err = new BenchError('WIRE_PRODUCE', `partition ${partition}: Kafka error code ${errorCode}`);
+          next.reject(err);
+          this.fail(err);
           return;
         }
       }
